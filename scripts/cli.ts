@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from '../shared/config/config.js';
+import { migrate } from './commands/migrate.js';
+import { writeOpenapi } from './commands/openapi.js';
+import { start } from './commands/start.js';
+import { token, UsageError } from './commands/token.js';
+
+const HELP = `postbud <command>
+
+  start                      run all four services (embedded Postgres unless DATABASE_URL is set)
+  migrate                    apply database migrations (DATABASE_URL)
+  token --org <orgnr> --scope "<scopes>"     a machine-client token from the development issuer
+  token --pid <personId> --acr <acr>         a citizen token from the development issuer
+  openapi                    write each service's OpenAPI document to openapi/
+`;
+
+const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  start: () => start(loadConfig()),
+  migrate: () => migrate(loadConfig()),
+  token: (argv) => token(loadConfig(), argv),
+  openapi: async () => {
+    for (const f of await writeOpenapi()) process.stdout.write(`wrote ${f}\n`);
+  },
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const command = name ? commands[name] : undefined;
+if (!command) {
+  process.stdout.write(HELP);
+  process.exit(name && name !== 'help' && name !== '--help' ? 64 : 0);
+}
+try {
+  await command(rest);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`postbud ${name}: ${err.message}\n`);
+    process.exit(78);
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(64);
+  }
+  throw err;
+}

@@ -1,0 +1,12 @@
+import { createApp, type App } from '../../shared/app/create-app.js';
+import type { ServiceDeps } from '../../shared/app/deps.js';
+import type { ServiceModule } from '../../shared/runtime/service-module.js';
+import routes from './routes/index.js';
+
+export async function buildApp(deps: ServiceDeps): Promise<App> {
+  const app = await createApp({ name: 'notification', description: 'SMS and e-mail alerts to citizens, through BullMQ workers' }, deps);
+  await app.register(routes, { deps });
+  return app;
+}
+
+export const service: ServiceModule = { name: 'notification', buildApp };

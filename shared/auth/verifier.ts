@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { TrustedIssuer } from '../config/settings.js';
+import type { Principal } from './principal.js';
+
+/** RFC 8725: never let the token choose its algorithm beyond this list. */
+export const ALLOWED_ALGORITHMS = ['RS256', 'ES256'];
+
+export class TokenError extends Error {
+  constructor(
+    readonly reason: 'missing' | 'malformed' | 'untrusted-issuer' | 'invalid' | 'expired' | 'no-subject',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TokenError';
+  }
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Principal>;
+}
+
+const ORG_ID = /^0192:(\d{9})$/;
+
+function keySetFor(jwks: string): JWTVerifyGetKey {
+  if (/^https?:\/\//.test(jwks)) return createRemoteJWKSet(new URL(jwks), { cacheMaxAge: 10 * 60_000 });
+  // The file is read again when a token names a key we lack, so a rotated key needs no restart.
+  const load = () => createLocalJWKSet(JSON.parse(readFileSync(jwks, 'utf8')) as JSONWebKeySet);
+  let set = load();
+  return async (header, token) => {
+    try {
+      return await set(header, token);
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
+      set = load();
+      return set(header, token);
+    }
+  };
+}
+
+function issuerOf(token: string): string {
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts[1]) throw new TokenError('malformed', 'not a compact JWS');
+  try {
+    const payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as JWTPayload;
+    if (typeof payload.iss !== 'string') throw new Error('no iss');
+    return payload.iss;
+  } catch {
+    throw new TokenError('malformed', 'token payload is not JSON with an iss');
+  }
+}
+
+export function principalFromClaims(payload: JWTPayload, issuer: string): Principal {
+  const consumer = payload.consumer as { authority?: unknown; ID?: unknown } | undefined;
+  if (consumer && typeof consumer.ID === 'string') {
+    const m = ORG_ID.exec(consumer.ID);
+    if (!m || consumer.authority !== 'iso6523-actorid-upis') {
+      throw new TokenError('invalid', 'consumer must be {authority: "iso6523-actorid-upis", ID: "0192:<orgnr>"}');
+    }
+    const scope = typeof payload.scope === 'string' ? payload.scope : '';
+    return {
+      kind: 'client',
+      org: m[1]!,
+      scopes: new Set(scope.split(' ').filter(Boolean)),
+      issuer,
+      clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
+    };
+  }
+  if (typeof payload.pid === 'string' && /^\d{11}$/.test(payload.pid) && typeof payload.acr === 'string') {
+    return { kind: 'citizen', pid: payload.pid, acr: payload.acr, issuer };
+  }
+  throw new TokenError('no-subject', 'token has neither a consumer org nor a pid with acr');
+}
+
+/**
+ * Verifies bearer JWTs from the configured issuers: signature with that issuer's keys only,
+ * the algorithm allowlist, `iss`, `aud`, `exp` (required) and `nbf`.
+ */
+export function createTokenVerifier(opts: { issuers: TrustedIssuer[]; audience: string; clockToleranceS: number }): TokenVerifier {
+  const keySets = new Map(opts.issuers.map((i) => [i.issuer, keySetFor(i.jwks)]));
+  return {
+    async verify(token: string) {
+      const iss = issuerOf(token);
+      const keys = keySets.get(iss);
+      if (!keys) throw new TokenError('untrusted-issuer', 'issuer is not trusted');
+      try {
+        const { payload } = await jwtVerify(token, keys, {
+          issuer: iss,
+          audience: opts.audience,
+          algorithms: ALLOWED_ALGORITHMS,
+          clockTolerance: opts.clockToleranceS,
+          requiredClaims: ['exp', 'iss', 'aud'],
+        });
+        return principalFromClaims(payload, iss);
+      } catch (err) {
+        if (err instanceof TokenError) throw err;
+        if (err instanceof errors.JWTExpired) throw new TokenError('expired', 'token has expired');
+        throw new TokenError('invalid', err instanceof Error ? err.message : 'token rejected');
+      }
+    },
+  };
+}

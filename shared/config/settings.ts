@@ -1,0 +1,112 @@
+/**
+ * Every setting postbud reads from the environment, in one table. The README's settings table
+ * is generated from this list (`npm run docs:config`) and a test keeps the two in step.
+ */
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+export interface Setting<T, D extends string | undefined = string | undefined> {
+  readonly name: string;
+  readonly description: string;
+  /** Shown in the README; `undefined` means "unset" (the setting is optional). */
+  readonly default: D;
+  readonly parse: Parser<T>;
+}
+
+const setting = <T, const D extends string | undefined>(name: string, description: string, def: D, parse: Parser<T>): Setting<T, D> => ({
+  name,
+  description,
+  default: def,
+  parse,
+});
+
+export const asString: Parser<string> = (raw) => raw;
+
+export const asInt = (min: number, max: number): Parser<number> => (raw, name) => {
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+
+export const asBool: Parser<boolean> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+};
+
+export const asUrl = (protocols: readonly string[]): Parser<string> => (raw, name) => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, 'must be a URL');
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${url.protocol}`);
+  }
+  return raw;
+};
+
+export const asEnum = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
+  if (!(values as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+};
+
+export interface TrustedIssuer {
+  issuer: string;
+  /** https:// URL of a JWKS, or a path to a JWKS file. */
+  jwks: string;
+}
+
+/** `issuer=jwks` pairs separated by commas or whitespace. */
+export const asIssuers: Parser<TrustedIssuer[]> = (raw, name) => {
+  const items = raw.split(/[\s,]+/).filter(Boolean);
+  if (items.length === 0) throw new ConfigError(name, 'must list at least one issuer=jwks pair');
+  return items.map((item) => {
+    const at = item.indexOf('=');
+    if (at <= 0 || at === item.length - 1) {
+      throw new ConfigError(name, `"${item}" is not of the form <issuer>=<jwks URL or file>`);
+    }
+    return { issuer: item.slice(0, at), jwks: item.slice(at + 1) };
+  });
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const settings = {
+  NODE_ENV: setting('NODE_ENV', 'production disables the development issuer unless AUTH_ISSUERS is set', 'development', asEnum(['development', 'production', 'test'] as const)),
+  DATA_DIR: setting('DATA_DIR', 'Folder for embedded Postgres data, development issuer keys and KEKs', '.data', asString),
+  DATABASE_URL: setting('DATABASE_URL', 'Postgres to use; unset means `npm start` runs an embedded Postgres under DATA_DIR', undefined, asUrl(['postgres:', 'postgresql:'])),
+  DATABASE_POOL_SIZE: setting('DATABASE_POOL_SIZE', 'Connections per service process', '10', asInt(1, 200)),
+  EMBEDDED_PG_PORT: setting('EMBEDDED_PG_PORT', 'Port of the embedded Postgres started by `npm start`', '54329', asInt(1, 65535)),
+  REDIS_URL: setting('REDIS_URL', 'Redis for BullMQ; unset means BullMQ runs on its PostgreSQL backend in DATABASE_URL', undefined, asUrl(['redis:', 'rediss:'])),
+  QUEUE_PREFIX: setting('QUEUE_PREFIX', 'Namespace of all queues: the Redis key prefix, or the Postgres schema of the BullMQ backend', 'postbud', (raw, name) => {
+    if (!/^[a-z][a-z0-9_]{0,40}$/.test(raw)) throw new ConfigError(name, 'must match ^[a-z][a-z0-9_]{0,40}$');
+    return raw;
+  }),
+  HOST: setting('HOST', 'Interface the services listen on', '127.0.0.1', asString),
+  REGISTRY_PORT: setting('REGISTRY_PORT', 'Port of the registry service', '3001', asInt(0, 65535)),
+  INGESTION_PORT: setting('INGESTION_PORT', 'Port of the ingestion service', '3002', asInt(0, 65535)),
+  STORAGE_PORT: setting('STORAGE_PORT', 'Port of the storage service', '3003', asInt(0, 65535)),
+  NOTIFICATION_PORT: setting('NOTIFICATION_PORT', 'Port of the notification service', '3004', asInt(0, 65535)),
+  LOG_LEVEL: setting('LOG_LEVEL', 'pino log level', 'info', asEnum(LOG_LEVELS)),
+  AUTH_AUDIENCE: setting('AUTH_AUDIENCE', 'Required `aud` of every access token', 'postbud', asString),
+  AUTH_ISSUERS: setting('AUTH_ISSUERS', 'Trusted token issuers as `issuer=jwks` pairs (JWKS https URL or file), comma separated. Unset outside production: the development issuer only', undefined, asIssuers),
+  AUTH_CLOCK_TOLERANCE_S: setting('AUTH_CLOCK_TOLERANCE_S', 'Allowed clock skew when checking exp/nbf', '30', asInt(0, 300)),
+  RATE_LIMIT_PER_MINUTE: setting('RATE_LIMIT_PER_MINUTE', 'Requests per minute per client (token org or IP) before 429', '6000', asInt(1, 10_000_000)),
+  SHUTDOWN_GRACE_MS: setting('SHUTDOWN_GRACE_MS', 'How long a stopping service waits for in-flight requests and jobs', '10000', asInt(100, 600_000)),
+  OUTBOX_POLL_MS: setting('OUTBOX_POLL_MS', 'Outbox relay poll interval (it is also woken by NOTIFY)', '1000', asInt(10, 60_000)),
+} as const;
+
+export type SettingName = keyof typeof settings;

@@ -1,0 +1,85 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { commonProblems, Problem, PROBLEM_CONTENT_TYPE, type ProblemType } from './problem.js';
+
+/** Fastify's own error codes, mapped to our stable problem types. */
+const FASTIFY_CODES: Record<string, ProblemType> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: commonProblems.UNSUPPORTED_MEDIA_TYPE,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: commonProblems.MALFORMED_BODY,
+  FST_ERR_CTP_BODY_TOO_LARGE: commonProblems.PAYLOAD_TOO_LARGE,
+  FST_ERR_CTP_EMPTY_JSON_BODY: commonProblems.MALFORMED_BODY,
+  FST_ERR_CTP_INVALID_JSON_BODY: commonProblems.MALFORMED_BODY,
+  FST_ERR_CTP_EMPTY_TYPE: commonProblems.UNSUPPORTED_MEDIA_TYPE,
+  FST_ERR_CTP_INVALID_TYPE: commonProblems.UNSUPPORTED_MEDIA_TYPE,
+  FST_REQ_FILE_TOO_LARGE: commonProblems.PAYLOAD_TOO_LARGE,
+  FST_PARTS_LIMIT: commonProblems.PAYLOAD_TOO_LARGE,
+  FST_FILES_LIMIT: commonProblems.PAYLOAD_TOO_LARGE,
+  FST_FIELDS_LIMIT: commonProblems.PAYLOAD_TOO_LARGE,
+  FST_INVALID_MULTIPART_CONTENT_TYPE: commonProblems.UNSUPPORTED_MEDIA_TYPE,
+  FST_ERR_VALIDATION: commonProblems.VALIDATION,
+};
+
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
+  return reply
+    .code(problem.statusCode)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(problem.body(reply.request.url.split('?')[0]));
+}
+
+export function toProblem(error: FastifyError | Error): Problem {
+  if (error instanceof Problem) return error;
+  const fe = error as FastifyError;
+  if (fe.validation) {
+    const errors = fe.validation.map((v) => ({
+      in: fe.validationContext,
+      pointer: v.instancePath || '/',
+      message: v.message,
+      ...(v.params && 'additionalProperty' in v.params ? { property: v.params.additionalProperty } : {}),
+    }));
+    return new Problem(commonProblems.VALIDATION, fe.message, { errors });
+  }
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new Problem(mapped, fe.message);
+  const status = fe.statusCode ?? 500;
+  if (status === 429) return new Problem(commonProblems.RATE_LIMITED, fe.message);
+  if (status >= 400 && status < 500) {
+    const byStatus = Object.values(commonProblems).find((p) => p.status === status);
+    return new Problem(byStatus ?? commonProblems.VALIDATION, fe.message);
+  }
+  return new Problem(commonProblems.INTERNAL, 'An unexpected error occurred; it has been logged with the request id');
+}
+
+/**
+ * Every error leaves as problem+json. 404 and 405 are told apart with a router of our own that
+ * knows every registered path, because Fastify answers 404 for a known path with a wrong method.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  const known = FindMyWay();
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const m of methods) {
+      if (m === 'HEAD' || known.hasRoute(m as HTTPMethod, route.url)) continue;
+      known.on(m as HTTPMethod, route.url, () => undefined);
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const problem = toProblem(error);
+    if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: problem.problemType.code }, 'request rejected');
+    return sendProblem(reply, problem);
+  });
+
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = (['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const).filter((m) => known.find(m, path) !== null);
+    if (allowed.length > 0) {
+      return sendProblem(
+        reply,
+        new Problem(commonProblems.METHOD_NOT_ALLOWED, `${request.method} is not allowed here`, { allowed }, { allow: allowed.join(', ') }),
+      );
+    }
+    return sendProblem(reply, new Problem(commonProblems.NOT_FOUND, `No route ${request.method} ${path}`));
+  });
+}
