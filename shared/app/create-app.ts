@@ -57,10 +57,9 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
     // org would let anyone drain another organisation's budget.
     allowList: (request) => request.url.startsWith('/health/') || request.url === '/metrics',
     errorResponseBuilder: (_request, context) => {
-      const problem = new Problem(commonProblems.RATE_LIMITED, `Limit of ${context.max} requests per minute reached`, {}, {
+      return new Problem(commonProblems.RATE_LIMITED, `Limit of ${context.max} requests per minute reached`, {}, {
         'retry-after': String(Math.ceil(context.ttl / 1000)),
       });
-      return Object.assign(problem, { statusCode: 429 });
     },
   });
 

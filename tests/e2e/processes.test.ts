@@ -1,0 +1,71 @@
+import t from 'tap';
+import { createTokenVerifier } from '../../shared/auth/verifier.js';
+import { ensureDevIssuer } from '../../shared/auth/dev-issuer.js';
+import { freePort } from '../harness/free-port.js';
+import { testDatabase } from '../helpers/database.js';
+import { runTs, waitForHttp } from '../helpers/processes.js';
+import { testDataDir } from '../helpers/service.js';
+
+t.test('a service runs alone as a process, becomes ready and stops cleanly on SIGTERM', async (t) => {
+  const { url } = await testDatabase(t);
+  const port = await freePort();
+  const dataDir = testDataDir(t);
+  const p = runTs(t, 'services/ingestion/main.ts', [], { DATABASE_URL: url, INGESTION_PORT: String(port), DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_alone' });
+  const ready = await waitForHttp(`http://127.0.0.1:${port}/health/ready`);
+  t.equal(((await ready.json()) as { status: string }).status, 'ready');
+  p.child.kill('SIGTERM');
+  const { code } = await p.exited;
+  t.equal(code, 0, 'graceful exit');
+  t.match(p.output(), /stopping on SIGTERM/);
+});
+
+t.test('a wrong setting stops start-up with a message naming the variable', async (t) => {
+  const p = runTs(t, 'services/registry/main.ts', [], { DATABASE_URL: 'postgres://x@127.0.0.1/x', REGISTRY_PORT: 'eighty' });
+  const { code } = await p.exited;
+  t.equal(code, 78);
+  t.match(p.output(), /REGISTRY_PORT: must be an integer/);
+});
+
+t.test('postbud start runs the four services; the CLI token is accepted; Ctrl-C stops all', async (t) => {
+  const { url } = await testDatabase(t);
+  const dataDir = testDataDir(t);
+  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const env = {
+    DATABASE_URL: url,
+    DATA_DIR: dataDir,
+    QUEUE_PREFIX: 'e2e_start',
+    REGISTRY_PORT: String(ports[0]),
+    INGESTION_PORT: String(ports[1]),
+    STORAGE_PORT: String(ports[2]),
+    NOTIFICATION_PORT: String(ports[3]),
+  };
+  const p = runTs(t, 'scripts/cli.ts', ['start'], env);
+  for (const port of ports) {
+    const res = await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 60_000);
+    t.equal(res.status, 200, `service on ${port} is ready`);
+  }
+  t.match(p.output(), /postbud is running/);
+  t.match(p.output(), /postbud token --org/);
+
+  const tok = runTs(t, 'scripts/cli.ts', ['token', '--org', '991825827', '--scope', 'postbud:send'], { DATA_DIR: dataDir });
+  t.equal((await tok.exited).code, 0);
+  const token = tok.output().trim();
+  t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'only the token is printed');
+  const verifier = createTokenVerifier({ issuers: [await ensureDevIssuer(dataDir)], audience: 'postbud', clockToleranceS: 0 });
+  const principal = await verifier.verify(token);
+  t.same({ kind: principal.kind, org: principal.kind === 'client' ? principal.org : '' }, { kind: 'client', org: '991825827' });
+
+  const citizen = runTs(t, 'scripts/cli.ts', ['token', '--pid', '01017012345', '--acr', 'idporten-loa-high'], { DATA_DIR: dataDir });
+  t.equal((await citizen.exited).code, 0);
+  t.match(await verifier.verify(citizen.output().trim()), { kind: 'citizen', pid: '01017012345', acr: 'idporten-loa-high' });
+
+  const bad = runTs(t, 'scripts/cli.ts', ['token', '--org', '12'], { DATA_DIR: dataDir });
+  t.equal((await bad.exited).code, 64);
+  t.match(bad.output(), /9-digit/);
+
+  p.child.kill('SIGINT');
+  t.equal((await p.exited).code, 130, 'the conventional exit status of an interrupted program, not a crash');
+  t.match(p.output(), /stopping on SIGINT/);
+  t.notMatch(p.output(), /"level":50/, 'no error logged while stopping');
+  for (const port of ports) await t.rejects(fetch(`http://127.0.0.1:${port}/health/live`), `port ${port} closed`);
+});

@@ -1,0 +1,72 @@
+import { Writable } from 'node:stream';
+import t, { type Test } from 'tap';
+import { createLogger } from '../../shared/logging/logger.js';
+import { createApp } from '../../shared/app/create-app.js';
+import { testDeps } from '../helpers/service.js';
+
+const PERSON_ID = '01017012345';
+const EMAIL = 'kari.nordmann@example.no';
+const PHONE = '+4799887766';
+const TITLE = 'Vedtak om barnebidrag';
+const DOC = 'JVBERi0xLjcKc2VjcmV0IGNvbnRlbnQ=';
+
+function capture() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+  return { lines, stream };
+}
+
+const assertClean = (t: Test, text: string) => {
+  for (const secret of [PERSON_ID, EMAIL, PHONE, TITLE, DOC]) t.notMatch(text, secret, `no ${secret.slice(0, 6)}… in logs`);
+};
+
+t.test('personal data and documents are redacted from structured fields', async (t) => {
+  const { lines, stream } = capture();
+  const log = createLogger('test', 'info', stream);
+  log.info({ personId: PERSON_ID, email: EMAIL, mobile: PHONE, title: TITLE, documents: [{ content: DOC }] }, 'flat');
+  log.info({ message: { recipient: { personId: PERSON_ID, email: EMAIL }, title: TITLE, phone: PHONE } }, 'nested');
+  log.info({ personIds: [PERSON_ID, PERSON_ID] }, 'list');
+  const out = lines.join('');
+  assertClean(t, out);
+  t.match(out, /\[redacted\]/, 'fields are kept but censored, so the log still shows they were there');
+  t.equal(lines.length, 3);
+});
+
+t.test('identifiers in free text are scrubbed', async (t) => {
+  const { lines, stream } = capture();
+  const log = createLogger('test', 'info', stream);
+  log.info(`lookup of ${PERSON_ID} for ${EMAIL} failed`);
+  log.warn('order number 123456789012 is not a personId');
+  const out = lines.join('');
+  assertClean(t, out);
+  t.match(out, /\[personId\]/);
+  t.match(out, /123456789012/, 'longer digit runs are not mistaken for a personId');
+});
+
+t.test('request logs carry a request id but no personId from the URL or headers', async (t) => {
+  const { lines, stream } = capture();
+  const deps = await testDeps(t);
+  const app = await createApp({ name: 'registry', description: 'test' }, { ...deps, logger: createLogger('registry', 'info', stream) });
+  app.get('/v1/capabilities/:personId', async () => ({ ok: true }));
+  t.teardown(() => app.close());
+  const res = await app.inject({
+    method: 'GET',
+    url: `/v1/capabilities/${PERSON_ID}?email=${EMAIL}`,
+    headers: { 'x-request-id': 'trace-abc-123', authorization: 'Bearer secret.token.value' },
+  });
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers['x-request-id'], 'trace-abc-123', 'a caller-supplied request id is echoed');
+  const out = lines.join('');
+  assertClean(t, out);
+  t.notMatch(out, 'secret.token.value');
+  const entries = lines.map((l) => JSON.parse(l) as { reqId?: string });
+  t.ok(entries.some((e) => e.reqId === 'trace-abc-123'), 'log lines carry the request id');
+
+  const generated = await app.inject({ method: 'GET', url: '/health/live', headers: { 'x-request-id': 'bad id with spaces' } });
+  t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'an unusable request id is replaced with a fresh one');
+});
