@@ -1,4 +1,11 @@
 import type { OutboxTable } from './tables/outbox.js';
+import type { LookupAuditTable } from './tables/lookup-audit.js';
+import type { MailboxesTable } from './tables/mailboxes.js';
+import type { PersonsTable } from './tables/persons.js';
+import type { ProvidersTable } from './tables/providers.js';
+import type { RegistryChangeCounterTable, RegistryChangesTable } from './tables/registry-changes.js';
+import type { MailboxHistoryTable, ReservationHistoryTable } from './tables/registry-history.js';
+import type { SendersTable } from './tables/senders.js';
 
 /**
  * The whole schema as Kysely sees it: one entry per table, each table's type in its own file
@@ -7,4 +14,13 @@ import type { OutboxTable } from './tables/outbox.js';
  */
 export interface Database {
   outbox: OutboxTable;
+  persons: PersonsTable;
+  providers: ProvidersTable;
+  mailboxes: MailboxesTable;
+  senders: SendersTable;
+  reservation_history: ReservationHistoryTable;
+  mailbox_history: MailboxHistoryTable;
+  registry_change_counter: RegistryChangeCounterTable;
+  registry_changes: RegistryChangesTable;
+  lookup_audit: LookupAuditTable;
 }
