@@ -113,6 +113,12 @@ t.test('health, readiness and metrics', async (t) => {
   t.match(metrics.body, /http_request_duration_seconds_bucket/);
   t.notMatch(metrics.body, '01017012345', 'metrics label routes by pattern, not by URL');
   t.match(metrics.body, /process_resident_memory_bytes/);
+
+  const docs = await app.inject({ method: 'GET', url: '/docs/' });
+  t.equal(docs.statusCode, 200, 'the OpenAPI UI is served at /docs');
+  t.match(docs.headers['content-type'], /text\/html/);
+  const spec = await app.inject({ method: 'GET', url: '/docs/json' });
+  t.equal(spec.json().openapi, '3.1.0');
 });
 
 t.test('readiness is 503 when the database is unreachable or migrations are pending', async (t) => {
