@@ -82,6 +82,28 @@ export const asIssuers: Parser<TrustedIssuer[]> = (raw, name) => {
   });
 };
 
+export interface KekSpec {
+  id: string;
+  key: Buffer;
+}
+
+/** `id:base64` pairs; each key is 32 bytes (AES-256). Ids are short and stable: they are stored with every wrapped key. */
+export const asKeks: Parser<KekSpec[]> = (raw, name) => {
+  const items = raw.split(/[\s,]+/).filter(Boolean);
+  if (items.length === 0) throw new ConfigError(name, 'must list at least one id:base64 key');
+  const seen = new Set<string>();
+  return items.map((item) => {
+    const at = item.indexOf(':');
+    const id = item.slice(0, at);
+    if (at <= 0 || !/^[A-Za-z0-9_.-]{1,32}$/.test(id)) throw new ConfigError(name, 'each entry must be <id>:<base64 key>, id of [A-Za-z0-9_.-]{1,32}');
+    if (seen.has(id)) throw new ConfigError(name, `key id ${id} is listed twice`);
+    seen.add(id);
+    const key = Buffer.from(item.slice(at + 1), 'base64');
+    if (key.length !== 32) throw new ConfigError(name, `key ${id} must be 32 bytes (base64), got ${key.length}`);
+    return { id, key };
+  });
+};
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const settings = {
@@ -107,6 +129,10 @@ export const settings = {
   RATE_LIMIT_PER_MINUTE: setting('RATE_LIMIT_PER_MINUTE', 'Requests per minute per client (token org or IP) before 429', '6000', asInt(1, 10_000_000)),
   SHUTDOWN_GRACE_MS: setting('SHUTDOWN_GRACE_MS', 'How long a stopping service waits for in-flight requests and jobs', '10000', asInt(100, 600_000)),
   OUTBOX_POLL_MS: setting('OUTBOX_POLL_MS', 'Outbox relay poll interval (it is also woken by NOTIFY)', '1000', asInt(10, 60_000)),
+  KEKS: setting('KEKS', 'Key-encryption keys as `id:base64 of 32 bytes` pairs, comma separated; the first wraps new data and signing keys, all unwrap (rotation). Unset outside production: generated in DATA_DIR/keks.json', undefined, asKeks),
+  DELIVERY_LEASE_SECONDS: setting('DELIVERY_LEASE_SECONDS', 'How long a listed delivery is hidden from the next listing; unacknowledged, it is offered again after this', '300', asInt(1, 86_400)),
+  PACKAGE_RETENTION_HOURS: setting('PACKAGE_RETENTION_HOURS', 'Grace period after acknowledgement before a package ciphertext is purged (evidence is kept)', '168', asInt(0, 87_600)),
+  RETENTION_SWEEP_SECONDS: setting('RETENTION_SWEEP_SECONDS', 'How often the storage service purges expired packages and abandoned uploads', '300', asInt(1, 86_400)),
 } as const;
 
 export type SettingName = keyof typeof settings;

@@ -6,6 +6,12 @@ import type { ProvidersTable } from './tables/providers.js';
 import type { RegistryChangeCounterTable, RegistryChangesTable } from './tables/registry-changes.js';
 import type { MailboxHistoryTable, ReservationHistoryTable } from './tables/registry-history.js';
 import type { SendersTable } from './tables/senders.js';
+import type { DeliveriesTable } from './tables/deliveries.js';
+import type { HubKeysTable } from './tables/hub-keys.js';
+import type { MessageEventsTable } from './tables/message-events.js';
+import type { PackageChunksTable } from './tables/package-chunks.js';
+import type { PackagesTable } from './tables/packages.js';
+import type { ReceiptsTable } from './tables/receipts.js';
 
 /**
  * The whole schema as Kysely sees it: one entry per table, each table's type in its own file
@@ -23,4 +29,10 @@ export interface Database {
   registry_change_counter: RegistryChangeCounterTable;
   registry_changes: RegistryChangesTable;
   lookup_audit: LookupAuditTable;
+  packages: PackagesTable;
+  package_chunks: PackageChunksTable;
+  deliveries: DeliveriesTable;
+  hub_keys: HubKeysTable;
+  message_events: MessageEventsTable;
+  receipts: ReceiptsTable;
 }

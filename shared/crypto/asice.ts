@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { ZipFile } from 'yazl';
+
+/**
+ * The letter package: an ASiC-E style ZIP (ETSI EN 319 162), built as a stream.
+ *
+ *   mimetype                  first, stored, "application/vnd.etsi.asic-e+zip"
+ *   <document 1..n>           deflated, hashed (SHA-256) and counted while they stream through
+ *   manifest.json             metadata and {name, mime, size, sha256} of every document
+ *   META-INF/manifest.jws     ES256 JWS by the hub over the exact bytes of manifest.json
+ *                             (detached payload, RFC 7515 appendix F)
+ *
+ * The manifest comes after the documents because it holds their hashes and the documents pass
+ * through only once (ASiC-E fixes only `mimetype` as the first entry). Documents are deflated
+ * (not stored) because a stored entry of unknown size needs a data descriptor, which Java's
+ * ZipInputStream, common at mailbox providers, rejects.
+ */
+export const ASICE_MIMETYPE = 'application/vnd.etsi.asic-e+zip';
+export const MANIFEST_NAME = 'manifest.json';
+export const MANIFEST_JWS_NAME = 'META-INF/manifest.jws';
+
+export interface PrintInstructions {
+  recipient: Record<string, unknown>;
+  returnAddress: Record<string, unknown>;
+  color: 'BW' | 'COLOR';
+  class: 'A' | 'B';
+  returnHandling: 'RETURN' | 'SHRED';
+}
+
+export interface ManifestInput {
+  messageId: string;
+  sender: { orgnr: string; name?: string };
+  recipient: { personId: string; mailbox: { providerOrgnr: string; address: string } | null };
+  title: string;
+  language: 'nb' | 'nn' | 'en' | 'se';
+  securityLevel: 3 | 4;
+  availableAt: string;
+  openReceipt: boolean;
+  /** Present when the letter is routed to print. */
+  print?: PrintInstructions;
+}
+
+export interface DocumentEntry {
+  name: string;
+  mime: string;
+  size: number;
+  /** Lowercase hex. */
+  sha256: string;
+}
+
+export interface Manifest extends ManifestInput {
+  createdAt: string;
+  documents: DocumentEntry[];
+}
+
+export interface DocumentInput {
+  name: string;
+  mime: string;
+  stream: Readable | AsyncIterable<Uint8Array>;
+}
+
+export class PackageError extends Error {
+  override name = 'PackageError';
+}
+
+const RESERVED = new Set(['mimetype', MANIFEST_NAME]);
+// A plain file name: no folders, no control characters, not hidden, not a reserved entry.
+const NAME = /^[^/\\\u0000-\u001f\u007f]{1,255}$/u;
+
+export function checkDocumentName(name: string, seen: Set<string>): void {
+  if (!NAME.test(name) || name.startsWith('.') || name.trim() !== name) throw new PackageError(`document name "${name}" is not a plain file name`);
+  const key = name.toLowerCase();
+  if (RESERVED.has(key) || key.startsWith('meta-inf')) throw new PackageError(`document name "${name}" is reserved in the package`);
+  if (seen.has(key)) throw new PackageError(`document name "${name}" appears twice`);
+  seen.add(key);
+}
+
+/**
+ * Streams the package. `stream` must be consumed for the work to progress; `manifest` settles
+ * when the ZIP is complete (or rejects, and `stream` errors, when a document fails). `abort`
+ * stops everything when the consumer fails (the current document stream is destroyed too).
+ */
+export function buildPackage(
+  input: ManifestInput,
+  documents: AsyncIterable<DocumentInput> | Iterable<DocumentInput>,
+  sign: (manifestJson: Buffer) => Promise<string>,
+  opts: { compressionLevel?: number; now?: Date } = {},
+): { stream: Readable; manifest: Promise<Manifest>; abort(err: Error): void } {
+  const zip = new ZipFile();
+  const mtime = opts.now ?? new Date();
+  const level = opts.compressionLevel ?? 1;
+  const out = zip.outputStream as Readable;
+  zip.addBuffer(Buffer.from(ASICE_MIMETYPE, 'ascii'), 'mimetype', { compress: false, mtime });
+
+  let current: Transform | undefined;
+  const manifest = (async (): Promise<Manifest> => {
+    const entries: DocumentEntry[] = [];
+    const seen = new Set<string>();
+    for await (const doc of documents) {
+      checkDocumentName(doc.name, seen);
+      const hash = createHash('sha256');
+      let size = 0;
+      const hasher = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      current = hasher;
+      const finished = new Promise<void>((resolve, reject) => {
+        hasher.on('end', resolve);
+        hasher.on('error', reject);
+      });
+      const source = doc.stream instanceof Readable ? doc.stream : Readable.from(doc.stream);
+      pipeline(source, hasher, (err) => {
+        if (err) hasher.destroy(err);
+      });
+      zip.addReadStream(hasher, doc.name, { compressionLevel: level, mtime });
+      await finished;
+      entries.push({ name: doc.name, mime: doc.mime, size, sha256: hash.digest('hex') });
+    }
+    if (entries.length === 0) throw new PackageError('a package needs at least one document');
+    const manifest: Manifest = { ...input, createdAt: mtime.toISOString(), documents: entries };
+    const json = Buffer.from(JSON.stringify(manifest));
+    zip.addBuffer(json, MANIFEST_NAME, { compressionLevel: level, mtime });
+    zip.addBuffer(Buffer.from(await sign(json), 'ascii'), MANIFEST_JWS_NAME, { compress: false, mtime });
+    zip.end();
+    return manifest;
+  })();
+  manifest.catch((err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))));
+  zip.on('error', (err: Error) => out.destroy(err));
+  return {
+    stream: out,
+    manifest,
+    abort(err) {
+      current?.destroy(err);
+      out.destroy(err);
+    },
+  };
+}

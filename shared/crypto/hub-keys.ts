@@ -1,0 +1,118 @@
+import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { CompactSign, exportJWK, type JWK } from 'jose';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { Keyring } from './keyring.js';
+
+/**
+ * The hub's own signing keys (ES256: the hub signs a manifest and several receipts per letter,
+ * so RSA's ~1 ms per signature would dominate). Kept in `hub_keys` so every service process
+ * signs with the same key: the private key as PKCS#8 wrapped under the KEK. The newest
+ * unretired key signs; retired keys stay in the JWKS so old signatures keep verifying.
+ */
+export const HUB_ALG = 'ES256';
+
+export interface SigningKey {
+  kid: string;
+  key: KeyObject;
+}
+
+export interface PublicJwks {
+  keys: JWK[];
+}
+
+const CACHE_MS = 60_000;
+const context = (kid: string) => `hub-key:${kid}`;
+
+export class HubKeys {
+  private current: { key: SigningKey; until: number } | undefined;
+  private pending: Promise<SigningKey> | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly keyring: Keyring,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The key that signs now; creates the first key when there is none. */
+  async signingKey(): Promise<SigningKey> {
+    if (this.current && this.current.until > this.now()) return this.current.key;
+    this.pending ??= this.loadCurrent().finally(() => {
+      this.pending = undefined;
+    });
+    return this.pending;
+  }
+
+  private async loadCurrent(): Promise<SigningKey> {
+    let row = await this.newest(this.db);
+    if (!row) {
+      row = await this.db.transaction().execute(async (trx) => {
+        // One creator across processes; the others find its key.
+        await sql`select pg_advisory_xact_lock(hashtextextended('postbud.hub_keys', 0))`.execute(trx);
+        return (await this.newest(trx)) ?? (await this.insertKey(trx));
+      });
+    }
+    const key: SigningKey = {
+      kid: row.kid,
+      key: createPrivateKey({ key: this.keyring.unwrap(row.kek_id, row.private_key, context(row.kid)), format: 'der', type: 'pkcs8' }),
+    };
+    this.current = { key, until: this.now() + CACHE_MS };
+    return key;
+  }
+
+  private newest(db: Kysely<Database>) {
+    return db
+      .selectFrom('hub_keys')
+      .select(['kid', 'kek_id', 'private_key'])
+      .where('retired_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .orderBy('kid', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
+  private async insertKey(db: Kysely<Database>) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const kid = `hub-${new Date(this.now()).toISOString().slice(0, 10)}-${randomBytes(4).toString('hex')}`;
+    const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+    const { kekId, wrapped } = this.keyring.wrap(pkcs8, context(kid));
+    const jwk = { ...(await exportJWK(publicKey)), kid, alg: HUB_ALG, use: 'sig' };
+    await db
+      .insertInto('hub_keys')
+      .values({ kid, alg: HUB_ALG, public_jwk: JSON.stringify(jwk), private_key: wrapped, kek_id: kekId, created_at: new Date(this.now()) })
+      .execute();
+    return { kid, kek_id: kekId, private_key: wrapped };
+  }
+
+  /**
+   * Adds a new signing key and retires the previous ones; their public keys stay published.
+   * Other processes switch within the cache period (a minute).
+   */
+  async rotate(): Promise<string> {
+    const row = await this.db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtextextended('postbud.hub_keys', 0))`.execute(trx);
+      await trx.updateTable('hub_keys').set({ retired_at: new Date(this.now()) }).where('retired_at', 'is', null).execute();
+      return this.insertKey(trx);
+    });
+    this.current = undefined;
+    return row.kid;
+  }
+
+  /** Every public key, current and retired, newest first. */
+  async jwks(): Promise<PublicJwks> {
+    await this.signingKey();
+    const rows = await this.db.selectFrom('hub_keys').select('public_jwk').orderBy('created_at', 'desc').orderBy('kid', 'desc').execute();
+    return { keys: rows.map((r) => r.public_jwk as JWK) };
+  }
+
+  /** A compact JWS over `payload` with the current key; `detached` leaves the payload out (RFC 7515 F). */
+  async sign(payload: Uint8Array, opts: { typ?: string; cty?: string; detached?: boolean } = {}): Promise<string> {
+    const { kid, key } = await this.signingKey();
+    const jws = await new CompactSign(payload)
+      .setProtectedHeader({ alg: HUB_ALG, kid, ...(opts.typ ? { typ: opts.typ } : {}), ...(opts.cty ? { cty: opts.cty } : {}) })
+      .sign(key);
+    if (!opts.detached) return jws;
+    const [h, , s] = jws.split('.');
+    return `${h}..${s}`;
+  }
+}

@@ -1,0 +1,34 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+
+export type DeliveryRoute = 'DIGITAL' | 'PRINT';
+export type DeliveryState = 'READY' | 'DELIVERED' | 'OPENED' | 'PRINT_ACCEPTED' | 'PRINTED' | 'RETURNED' | 'FAILED';
+
+/** One package addressed to one provider (a digital mailbox provider or the print provider). */
+export interface DeliveriesTable {
+  id: string;
+  message_id: string;
+  sender_orgnr: string;
+  person_id: string;
+  route: DeliveryRoute;
+  provider_orgnr: string;
+  mailbox_address: string | null;
+  title: string;
+  security_level: number;
+  available_at: Date;
+  print_instructions: ColumnType<unknown, string | null | undefined, string | null>;
+  package_id: string;
+  state: ColumnType<DeliveryState, DeliveryState | undefined, DeliveryState>;
+  leased_until: Date | null;
+  lease_count: Generated<number>;
+  /** CMS header built for envelope_cert_sha256; the bytes before the stored ciphertext. */
+  envelope_header: Buffer | null;
+  envelope_cert_sha256: Buffer | null;
+  /** SHA-256 of envelope_header || ciphertext: the exact bytes the provider downloads. */
+  fingerprint: Buffer | null;
+  package_size: ColumnType<string | null, number | null | undefined, number | null>;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  acked_at: Date | null;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export type DeliveryRow = Selectable<DeliveriesTable>;
