@@ -12,6 +12,9 @@ import type { MessageEventsTable } from './tables/message-events.js';
 import type { PackageChunksTable } from './tables/package-chunks.js';
 import type { PackagesTable } from './tables/packages.js';
 import type { ReceiptsTable } from './tables/receipts.js';
+import type { MessagesTable } from './tables/messages.js';
+import type { IdempotencyKeysTable } from './tables/idempotency-keys.js';
+import type { WebhookPushesTable, WebhooksTable } from './tables/webhooks.js';
 
 /**
  * The whole schema as Kysely sees it: one entry per table, each table's type in its own file
@@ -35,4 +38,8 @@ export interface Database {
   hub_keys: HubKeysTable;
   message_events: MessageEventsTable;
   receipts: ReceiptsTable;
+  messages: MessagesTable;
+  idempotency_keys: IdempotencyKeysTable;
+  webhooks: WebhooksTable;
+  webhook_pushes: WebhookPushesTable;
 }

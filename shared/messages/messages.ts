@@ -1,0 +1,60 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { MessageNotifications, MessageRoute } from '../db/tables/messages.js';
+
+type DbLike = Kysely<Database> | Transaction<Database>;
+
+/** What other services read about an accepted letter (the alerts build their texts from it). */
+export interface MessageInfo {
+  id: string;
+  senderOrgnr: string;
+  personId: string;
+  title: string;
+  language: string;
+  securityLevel: 3 | 4;
+  availableAt: Date;
+  openReceipt: boolean;
+  notifications: MessageNotifications | null;
+  route: MessageRoute;
+  providerOrgnr: string;
+  createdAt: Date;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export async function findMessage(db: DbLike, id: string): Promise<MessageInfo | undefined> {
+  if (!UUID.test(id)) return undefined;
+  const r = await db
+    .selectFrom('messages')
+    .select([
+      'id',
+      'sender_orgnr',
+      'person_id',
+      'title',
+      'language',
+      'security_level',
+      'available_at',
+      'open_receipt',
+      'notifications',
+      'route',
+      'provider_orgnr',
+      'created_at',
+    ])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (!r) return undefined;
+  return {
+    id: r.id,
+    senderOrgnr: r.sender_orgnr,
+    personId: r.person_id,
+    title: r.title,
+    language: r.language,
+    securityLevel: r.security_level as 3 | 4,
+    availableAt: r.available_at,
+    openReceipt: r.open_receipt,
+    notifications: r.notifications,
+    route: r.route,
+    providerOrgnr: r.provider_orgnr,
+    createdAt: r.created_at,
+  };
+}
