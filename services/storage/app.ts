@@ -1,6 +1,7 @@
 import { createApp, type App } from '../../shared/app/create-app.js';
 import type { ServiceDeps } from '../../shared/app/deps.js';
 import type { ServiceModule } from '../../shared/runtime/service-module.js';
+import { startStorageBackground } from './background.js';
 import routes from './routes/index.js';
 
 export async function buildApp(deps: ServiceDeps): Promise<App> {
@@ -9,4 +10,4 @@ export async function buildApp(deps: ServiceDeps): Promise<App> {
   return app;
 }
 
-export const service: ServiceModule = { name: 'storage', buildApp };
+export const service: ServiceModule = { name: 'storage', buildApp, startBackground: startStorageBackground };

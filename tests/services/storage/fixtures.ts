@@ -110,3 +110,93 @@ export async function collect(source: AsyncIterable<Buffer | Uint8Array>): Promi
   for await (const p of source) parts.push(Buffer.from(p));
   return Buffer.concat(parts);
 }
+
+export const DIGIPOST = '984661185';
+export const EBOKS = '922020175';
+export const PRINTER = '986105174';
+export const SENDER = '974760673';
+
+export interface SeedDelivery {
+  route?: 'DIGITAL' | 'PRINT';
+  providerOrgnr?: string;
+  mailboxAddress?: string;
+  personId?: string;
+  documents?: { name: string; mime: string; bytes: Buffer }[];
+}
+
+export const PRINT_INSTRUCTIONS = {
+  recipient: { name: 'Ola Nordmann', addressLines: ['Storgata 1'], postalCode: '0155', city: 'Oslo' },
+  returnAddress: { name: 'Brønnøysundregistrene', addressLines: ['Postboks 900'], postalCode: '8910', city: 'Brønnøysund' },
+  color: 'BW' as const,
+  class: 'B' as const,
+  returnHandling: 'RETURN' as const,
+};
+
+/** Seals a package and creates its delivery the way the intake will: through the shared functions. */
+export async function seedDelivery(deps: { config: import('../../../shared/config/config.js').Config; db: import('../../../shared/db/connect.js').Db }, opts: SeedDelivery = {}) {
+  const { storageContext } = await import('../../../shared/storage/context.js');
+  const { sealPackage } = await import('../../../shared/storage/packages.js');
+  const { createDelivery } = await import('../../../shared/storage/deliveries.js');
+  const ctx = storageContext(deps);
+  const route = opts.route ?? 'DIGITAL';
+  const providerOrgnr = opts.providerOrgnr ?? (route === 'PRINT' ? PRINTER : DIGIPOST);
+  const mailboxAddress = route === 'DIGITAL' ? (opts.mailboxAddress ?? `ola#${randomBytes(3).toString('hex')}`) : null;
+  const personId = opts.personId ?? '01017012345';
+  const documents = opts.documents ?? [
+    { name: 'vedtak.pdf', mime: 'application/pdf', bytes: Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(20_000)]) },
+    { name: 'vedlegg.txt', mime: 'text/plain', bytes: Buffer.from('Vedlegg 1\n') },
+  ];
+  const manifest = manifestInput({
+    recipient: { personId, mailbox: mailboxAddress ? { providerOrgnr, address: mailboxAddress } : null },
+    ...(route === 'PRINT' ? { print: PRINT_INSTRUCTIONS } : {}),
+  });
+  const sealed = await sealPackage(ctx, {
+    manifest,
+    documents: documents.map((d) => ({ name: d.name, mime: d.mime, stream: Readable.from([d.bytes]) })),
+  });
+  const delivery = await deps.db.kysely.transaction().execute((trx) =>
+    createDelivery(trx, ctx, {
+      messageId: manifest.messageId,
+      senderOrgnr: SENDER,
+      personId,
+      route,
+      providerOrgnr,
+      mailboxAddress,
+      title: manifest.title,
+      securityLevel: 4,
+      availableAt: new Date(manifest.availableAt),
+      print: route === 'PRINT' ? PRINT_INSTRUCTIONS : null,
+      sealed,
+    }),
+  );
+  return { ...delivery, messageId: manifest.messageId, sealed, documents, personId, mailboxAddress, ctx };
+}
+
+export interface ZipEntryData {
+  name: string;
+  compressionMethod: number;
+  data: Buffer;
+}
+
+/** Every entry of a ZIP, in order, with its bytes (yauzl checks CRCs and sizes). */
+export async function unzip(zip: Buffer): Promise<ZipEntryData[]> {
+  const yauzl = (await import('yauzl')).default;
+  return new Promise((resolve, reject) => {
+    yauzl.fromBuffer(zip, { lazyEntries: true }, (err, file) => {
+      if (err || !file) return reject(err ?? new Error('no zip'));
+      const out: ZipEntryData[] = [];
+      file.on('error', reject);
+      file.on('end', () => resolve(out));
+      file.on('entry', (entry: import('yauzl').Entry) => {
+        file.openReadStream(entry, (e, stream) => {
+          if (e || !stream) return reject(e ?? new Error('no stream'));
+          collect(stream as AsyncIterable<Buffer>).then((data) => {
+            out.push({ name: entry.fileName, compressionMethod: entry.compressionMethod, data });
+            file.readEntry();
+          }, reject);
+        });
+      });
+      file.readEntry();
+    });
+  });
+}

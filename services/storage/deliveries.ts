@@ -1,0 +1,255 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../../shared/db/database.js';
+import type { DeliveryRoute, DeliveryState } from '../../shared/db/tables/deliveries.js';
+import { Problem } from '../../shared/errors/problem.js';
+import { appendEvent } from '../../shared/evidence/events.js';
+import { enqueue } from '../../shared/outbox/outbox.js';
+import type { StorageContext } from '../../shared/storage/context.js';
+import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
+import { storageProblems } from './problems.js';
+
+/** A delivery as its provider's operations need it, with the certificate to encrypt for. */
+export interface ProviderDelivery extends EnvelopeTarget {
+  messageId: string;
+  senderOrgnr: string;
+  personId: string;
+  route: DeliveryRoute;
+  mailboxAddress: string | null;
+  title: string;
+  securityLevel: number;
+  availableAt: Date;
+  print: unknown;
+  state: DeliveryState;
+  packageStatus: string;
+  leasedUntil: Date | null;
+  ackedAt: Date | null;
+}
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Deliveries with their package and the recipient certificate (mailbox's own, else provider's). */
+function deliveryQuery(db: Db) {
+  return db
+    .selectFrom('deliveries as d')
+    .innerJoin('packages as p', 'p.id', 'd.package_id')
+    .leftJoin('providers as pr', 'pr.orgnr', 'd.provider_orgnr')
+    .leftJoin('mailboxes as m', (j) => j.onRef('m.provider_orgnr', '=', 'd.provider_orgnr').onRef('m.address', '=', 'd.mailbox_address'))
+    .select([
+      'd.id',
+      'd.message_id as messageId',
+      'd.sender_orgnr as senderOrgnr',
+      'd.person_id as personId',
+      'd.route',
+      'd.provider_orgnr as providerOrgnr',
+      'd.mailbox_address as mailboxAddress',
+      'd.title',
+      'd.security_level as securityLevel',
+      'd.available_at as availableAt',
+      'd.print_instructions as print',
+      'd.state',
+      'd.leased_until as leasedUntil',
+      'd.acked_at as ackedAt',
+      'd.package_id as packageId',
+      'd.envelope_header as envelopeHeader',
+      'd.envelope_cert_sha256 as envelopeCertSha256',
+      'd.fingerprint',
+      'p.status as packageStatus',
+      'p.ciphertext_size as ciphertextSize',
+      'p.chunk_count as chunks',
+      sql<Buffer | null>`coalesce(m.certificate, pr.certificate)`.as('certificateDer'),
+    ]);
+}
+
+type Row = Awaited<ReturnType<ReturnType<typeof deliveryQuery>['execute']>>[number];
+const toDelivery = (r: Row): ProviderDelivery => ({ ...r, ciphertextSize: Number(r.ciphertextSize ?? 0), chunks: r.chunks ?? 0 });
+
+async function providerStatus(db: Db, org: string): Promise<void> {
+  const p = await db.selectFrom('providers').select('status').where('orgnr', '=', org).executeTakeFirst();
+  if (p?.status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
+}
+
+/** Only the provider the delivery is addressed to finds it; anyone else gets 404, never 403. */
+async function ownDelivery(db: Db, org: string, id: string, forUpdate = false): Promise<ProviderDelivery> {
+  let q = deliveryQuery(db).where('d.id', '=', id).where('d.provider_orgnr', '=', org);
+  if (forUpdate) q = q.forUpdate('d');
+  const row = await q.executeTakeFirst();
+  if (!row) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
+  return toDelivery(row);
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * Ready deliveries for `org`, oldest first, each leased for `leaseSeconds`: hidden from the next
+ * listing until the lease runs out, then offered again unless acknowledged (at-least-once).
+ * SKIP LOCKED lets parallel listings by one provider split the work instead of waiting.
+ */
+export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number) {
+  await providerStatus(ctx.db, org);
+  const leased = await ctx.db.transaction().execute(async (trx) => {
+    const ids = await trx
+      .selectFrom('deliveries')
+      .select('id')
+      .where('provider_orgnr', '=', org)
+      .where('state', '=', 'READY')
+      .where((eb) => eb.or([eb('leased_until', 'is', null), eb('leased_until', '<=', sql<Date>`now()`)]))
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+    if (ids.length === 0) return [];
+    await trx
+      .updateTable('deliveries')
+      .set({
+        leased_until: sql<Date>`now() + make_interval(secs => ${leaseSeconds})`,
+        lease_count: sql<number>`lease_count + 1`,
+      })
+      .where('id', 'in', ids.map((r) => r.id))
+      .execute();
+    return (await deliveryQuery(trx).where('d.id', 'in', ids.map((r) => r.id)).orderBy('d.created_at').orderBy('d.id').execute()).map(toDelivery);
+  });
+  return mapLimit(leased, 4, async (d) => ({ delivery: d, envelope: await ensureEnvelope(ctx, d) }));
+}
+
+export async function packageFor(ctx: StorageContext, org: string, id: string): Promise<{ delivery: ProviderDelivery; envelope: Envelope }> {
+  await providerStatus(ctx.db, org);
+  const delivery = await ownDelivery(ctx.db, org, id);
+  if (delivery.packageStatus !== 'SEALED') throw new Problem(storageProblems.PACKAGE_PURGED, 'The hub keeps evidence, not letters: this package was purged after acknowledgement');
+  return { delivery, envelope: await ensureEnvelope(ctx, delivery) };
+}
+
+const ACKED_STATE: Record<DeliveryRoute, DeliveryState> = { DIGITAL: 'DELIVERED', PRINT: 'PRINT_ACCEPTED' };
+
+export interface DeliveryStatus {
+  id: string;
+  messageId: string;
+  state: DeliveryState;
+  ackedAt: Date | null;
+}
+
+const status = (d: Pick<ProviderDelivery, 'id' | 'messageId' | 'state' | 'ackedAt'>): DeliveryStatus => ({ id: d.id, messageId: d.messageId, state: d.state, ackedAt: d.ackedAt });
+
+/** A digital delivery's DELIVERED/OPENED wake the alert scheduling (same transaction). */
+async function notifyAlerts(trx: Transaction<Database>, d: ProviderDelivery, type: string): Promise<void> {
+  if (d.route === 'DIGITAL') await enqueue(trx, { queue: 'notification', name: 'delivery-event', data: { messageId: d.messageId, type } });
+}
+
+/** DELIVERED (digital) or PRINT_ACCEPTED (print); acknowledging again changes nothing. */
+export async function acknowledge(ctx: StorageContext, org: string, id: string): Promise<DeliveryStatus> {
+  return ctx.db.transaction().execute(async (trx) => {
+    const d = await ownDelivery(trx, org, id, true);
+    if (d.state === 'FAILED') throw new Problem(storageProblems.INVALID_TRANSITION, 'The delivery was reported as failed');
+    if (d.state !== 'READY') return status(d);
+    const state = ACKED_STATE[d.route];
+    const ackedAt = new Date();
+    await trx.updateTable('deliveries').set({ state, acked_at: ackedAt, leased_until: null, updated_at: ackedAt }).where('id', '=', d.id).execute();
+    await appendEvent(trx, ctx.hub, {
+      messageId: d.messageId,
+      senderOrgnr: d.senderOrgnr,
+      type: state,
+      at: ackedAt,
+      data: { deliveryId: d.id, providerOrgnr: org, fingerprint: d.fingerprint?.toString('hex') ?? null },
+    });
+    await notifyAlerts(trx, d, state);
+    return status({ ...d, state, ackedAt });
+  });
+}
+
+export type ProviderEvent =
+  | { type: 'OPENED'; at: string; securityLevel: 3 | 4 }
+  | { type: 'FAILED'; reason: string }
+  | { type: 'PRINTED'; at: string }
+  | { type: 'RETURNED'; at: string; reason?: string };
+
+/** Which states each reported event may follow, per route; reporting the current state again is a no-op. */
+const TRANSITIONS: Record<DeliveryRoute, Partial<Record<ProviderEvent['type'], DeliveryState[]>>> = {
+  DIGITAL: { OPENED: ['DELIVERED'], FAILED: ['READY', 'DELIVERED'] },
+  PRINT: { PRINTED: ['PRINT_ACCEPTED'], RETURNED: ['PRINT_ACCEPTED', 'PRINTED'], FAILED: ['READY', 'PRINT_ACCEPTED'] },
+};
+
+export async function reportEvent(ctx: StorageContext, org: string, id: string, ev: ProviderEvent): Promise<DeliveryStatus> {
+  return ctx.db.transaction().execute(async (trx) => {
+    const d = await ownDelivery(trx, org, id, true);
+    const allowed = TRANSITIONS[d.route][ev.type];
+    if (!allowed) throw new Problem(storageProblems.INVALID_TRANSITION, `${ev.type} does not apply to a ${d.route.toLowerCase()} delivery`);
+    const target = ev.type as DeliveryState;
+    if (d.state === target) return status(d);
+    if (!allowed.includes(d.state)) throw new Problem(storageProblems.INVALID_TRANSITION, `${ev.type} cannot follow ${d.state}`);
+    const now = new Date();
+    await trx
+      .updateTable('deliveries')
+      .set({ state: target, leased_until: null, updated_at: now, ...(d.state === 'READY' ? { acked_at: now } : {}) })
+      .where('id', '=', d.id)
+      .execute();
+    const { type, ...data } = ev;
+    await appendEvent(trx, ctx.hub, { messageId: d.messageId, senderOrgnr: d.senderOrgnr, type, at: now, data: { deliveryId: d.id, providerOrgnr: org, ...data } });
+    if (type === 'OPENED') await notifyAlerts(trx, d, type);
+    return status({ ...d, state: target, ackedAt: d.state === 'READY' ? now : d.ackedAt });
+  });
+}
+
+export interface MailboxChanged {
+  personId: string;
+  providerOrgnr: string | null;
+  mailboxAddress: string | null;
+}
+
+/**
+ * A person's active mailbox moved: their digital deliveries not yet acknowledged follow it
+ * (REROUTED), losing their old envelope; the new provider's next pull wraps the same stored
+ * ciphertext for its own certificate. Running it twice changes nothing the second time. Without a
+ * new mailbox (closed, reserved) pending deliveries stay where they are.
+ */
+export async function readdress(ctx: StorageContext, change: MailboxChanged): Promise<number> {
+  const { providerOrgnr, mailboxAddress } = change;
+  if (!providerOrgnr || !mailboxAddress) return 0;
+  return ctx.db.transaction().execute(async (trx) => {
+    const moved = await trx
+      .selectFrom('deliveries')
+      .select(['id', 'message_id', 'sender_orgnr', 'provider_orgnr', 'mailbox_address'])
+      .where('person_id', '=', change.personId)
+      .where('state', '=', 'READY')
+      .where('route', '=', 'DIGITAL')
+      .where((eb) => eb.or([eb('provider_orgnr', '!=', providerOrgnr), eb('mailbox_address', '!=', mailboxAddress), eb('mailbox_address', 'is', null)]))
+      .orderBy('id')
+      .forUpdate()
+      .execute();
+    if (moved.length === 0) return 0;
+    await trx
+      .updateTable('deliveries')
+      .set({
+        provider_orgnr: providerOrgnr,
+        mailbox_address: mailboxAddress,
+        envelope_header: null,
+        envelope_cert_sha256: null,
+        fingerprint: null,
+        leased_until: null,
+        updated_at: new Date(),
+      })
+      .where('id', 'in', moved.map((m) => m.id))
+      .execute();
+    for (const m of moved) {
+      await appendEvent(trx, ctx.hub, {
+        messageId: m.message_id,
+        senderOrgnr: m.sender_orgnr,
+        type: 'REROUTED',
+        data: { deliveryId: m.id, fromProviderOrgnr: m.provider_orgnr, toProviderOrgnr: providerOrgnr },
+      });
+    }
+    return moved.length;
+  });
+}

@@ -1,0 +1,9 @@
+import { defineProblems } from '../../shared/errors/problem.js';
+
+export const storageProblems = defineProblems('POSTBUD_STORAGE', {
+  DELIVERY_NOT_FOUND: { slug: 'storage/delivery-not-found', status: 404, title: 'No such delivery for this provider' },
+  PACKAGE_PURGED: { slug: 'storage/package-purged', status: 410, title: 'The package was acknowledged and its ciphertext has been purged' },
+  INVALID_TRANSITION: { slug: 'storage/invalid-transition', status: 409, title: 'The delivery is not in a state that allows this' },
+  CERTIFICATE_UNUSABLE: { slug: 'storage/certificate-unusable', status: 409, title: 'The registered encryption certificate cannot be used' },
+  PROVIDER_SUSPENDED: { slug: 'storage/provider-suspended', status: 403, title: 'The provider is suspended' },
+});

@@ -1,0 +1,140 @@
+import { Readable } from 'node:stream';
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
+import type { ServiceDeps } from '../../../shared/app/deps.js';
+import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
+import { SCOPES } from '../../../shared/auth/scopes.js';
+import { storageContext } from '../../../shared/storage/context.js';
+import { acknowledge, leaseDeliveries, packageFor, reportEvent, type ProviderEvent } from '../deliveries.js';
+import { DeliveryList, DeliveryParams, DeliveryStatusSchema, errors, ProviderEventSchema } from './schemas.js';
+
+export const CMS_CONTENT_TYPE = 'application/pkcs7-mime; smime-type=enveloped-data';
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) => {
+  const ctx = () => storageContext(deps);
+  const guard = requireClient(SCOPES.provider);
+
+  app.get(
+    '/v1/deliveries',
+    {
+      onRequest: guard,
+      schema: {
+        tags: ['deliveries'],
+        summary: 'Lease the next ready deliveries',
+        description:
+          'Ready deliveries addressed to the calling provider, oldest first. Each is leased for `leaseSeconds`: it is not listed again until the lease runs out, and if not acknowledged by then it is offered again (at-least-once).',
+        security: BEARER_SECURITY,
+        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }, { additionalProperties: false }),
+        response: { 200: DeliveryList, ...errors(409) },
+      },
+    },
+    async (request) => {
+      const org = clientOf(request).org;
+      const { limit } = request.query as { limit: number };
+      const leased = await leaseDeliveries(ctx(), org, limit, deps.config.DELIVERY_LEASE_SECONDS);
+      return {
+        leaseSeconds: deps.config.DELIVERY_LEASE_SECONDS,
+        deliveries: leased.map(({ delivery: d, envelope }) => ({
+          id: d.id,
+          messageId: d.messageId,
+          route: d.route,
+          personId: d.personId,
+          mailboxAddress: d.mailboxAddress,
+          title: d.title,
+          securityLevel: d.securityLevel as 3 | 4,
+          availableAt: d.availableAt.toISOString(),
+          ...(d.route === 'PRINT' ? { print: d.print as never } : {}),
+          size: envelope.size,
+          fingerprint: envelope.fingerprint.toString('hex'),
+          leasedUntil: iso(d.leasedUntil)!,
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/deliveries/:id/package',
+    {
+      onRequest: guard,
+      schema: {
+        tags: ['deliveries'],
+        summary: 'Download the package as CMS EnvelopedData',
+        description:
+          'DER CMS EnvelopedData for the provider certificate (RSAES-OAEP SHA-256 key transport, AES-256-CBC content) around the ASiC-E package. `openssl cms -decrypt -inform DER -recip cert.pem -inkey key.pem` gives back the ZIP. The ETag is the fingerprint from the listing.',
+        security: BEARER_SECURITY,
+        params: DeliveryParams,
+        response: {
+          200: {
+            description: 'The CMS bytes (application/pkcs7-mime), with Content-Length and ETag',
+            content: { 'application/pkcs7-mime': { schema: Type.String({ format: 'binary' }) } },
+          },
+          304: { description: 'If-None-Match matched the fingerprint', type: 'null' },
+          ...errors(404, 409, 410),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const { delivery, envelope } = await packageFor(ctx(), clientOf(request).org, id);
+      const etag = `"${envelope.fingerprint.toString('hex')}"`;
+      reply.header('etag', etag).header('cache-control', 'private, no-store');
+      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+      const blobs = ctx().blobs;
+      async function* body() {
+        yield envelope.header;
+        yield* blobs.read(delivery.packageId, delivery.chunks);
+      }
+      return reply
+        .type(CMS_CONTENT_TYPE)
+        .header('content-length', String(envelope.size))
+        .header('content-disposition', `attachment; filename="${delivery.id}.p7m"`)
+        .send(Readable.from(body(), { objectMode: false }));
+    },
+  );
+
+  app.post(
+    '/v1/deliveries/:id/ack',
+    {
+      onRequest: guard,
+      schema: {
+        tags: ['deliveries'],
+        summary: 'Acknowledge a delivery',
+        description: 'DELIVERED for a digital delivery, PRINT_ACCEPTED for print; signs a receipt for the sender. Acknowledging again answers the same and changes nothing.',
+        security: BEARER_SECURITY,
+        params: DeliveryParams,
+        response: { 200: DeliveryStatusSchema, ...errors(404, 409) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const s = await acknowledge(ctx(), clientOf(request).org, id);
+      return { ...s, ackedAt: iso(s.ackedAt) };
+    },
+  );
+
+  app.post(
+    '/v1/deliveries/:id/events',
+    {
+      onRequest: guard,
+      schema: {
+        tags: ['deliveries'],
+        summary: 'Report what happened to a delivery',
+        description:
+          'OPENED (digital, after DELIVERED; when and with which security level), PRINTED and RETURNED (print, after PRINT_ACCEPTED), FAILED with a reason. Each is an event in the evidence log; OPENED, RETURNED and FAILED give the sender a receipt. Reporting the current state again is a no-op.',
+        security: BEARER_SECURITY,
+        params: DeliveryParams,
+        body: ProviderEventSchema,
+        response: { 200: DeliveryStatusSchema, ...errors(404, 409) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const s = await reportEvent(ctx(), clientOf(request).org, id, request.body as ProviderEvent);
+      return { ...s, ackedAt: iso(s.ackedAt) };
+    },
+  );
+};
+
+export default deliveries;

@@ -1,0 +1,79 @@
+import { Type } from 'typebox';
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String()),
+    code: Type.String(),
+  },
+  { additionalProperties: true, description: 'RFC 9457 problem details (application/problem+json)' },
+);
+
+export const errors = (...extra: number[]) => {
+  const out: Record<number, typeof ProblemSchema> = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema };
+  for (const code of extra) out[code] = ProblemSchema;
+  return out;
+};
+
+export const DateTime = Type.String({ format: 'date-time' });
+export const Uuid = Type.String({ format: 'uuid' });
+export const DeliveryParams = Type.Object({ id: Uuid }, { additionalProperties: false });
+
+export const State = Type.Union(
+  ['READY', 'DELIVERED', 'OPENED', 'PRINT_ACCEPTED', 'PRINTED', 'RETURNED', 'FAILED'].map((s) => Type.Literal(s)),
+  { description: 'READY until acknowledged; DELIVERED/PRINT_ACCEPTED on ack; then OPENED, PRINTED, RETURNED or FAILED' },
+);
+
+export const PrintInstructionsSchema = Type.Object(
+  {
+    recipient: Type.Object({}, { additionalProperties: true }),
+    returnAddress: Type.Object({}, { additionalProperties: true }),
+    color: Type.Union([Type.Literal('BW'), Type.Literal('COLOR')]),
+    class: Type.Union([Type.Literal('A'), Type.Literal('B')]),
+    returnHandling: Type.Union([Type.Literal('RETURN'), Type.Literal('SHRED')]),
+  },
+  { additionalProperties: true, description: 'Present on deliveries routed to print' },
+);
+
+export const DeliverySummary = Type.Object({
+  id: Uuid,
+  messageId: Uuid,
+  route: Type.Union([Type.Literal('DIGITAL'), Type.Literal('PRINT')]),
+  personId: Type.String({ description: 'The recipient (fødselsnummer or D-number)' }),
+  mailboxAddress: Type.Union([Type.String(), Type.Null()], { description: 'The recipient mailbox at this provider; null for print' }),
+  title: Type.String({ description: 'Non-sensitive title' }),
+  securityLevel: Type.Union([Type.Literal(3), Type.Literal(4)]),
+  availableAt: DateTime,
+  print: Type.Optional(PrintInstructionsSchema),
+  size: Type.Integer({ description: 'Exact byte length of the package download' }),
+  fingerprint: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 (hex) of the exact CMS bytes of the package download; also its ETag' }),
+  leasedUntil: DateTime,
+});
+
+export const DeliveryList = Type.Object({
+  deliveries: Type.Array(DeliverySummary),
+  leaseSeconds: Type.Integer({ description: 'Acknowledge within this, or the deliveries are offered again' }),
+});
+
+export const DeliveryStatusSchema = Type.Object({
+  id: Uuid,
+  messageId: Uuid,
+  state: State,
+  ackedAt: Type.Union([DateTime, Type.Null()]),
+});
+
+export const ProviderEventSchema = Type.Union(
+  [
+    Type.Object(
+      { type: Type.Literal('OPENED'), at: DateTime, securityLevel: Type.Union([Type.Literal(3), Type.Literal(4)], { description: 'The level the citizen logged in with to open it' }) },
+      { additionalProperties: false },
+    ),
+    Type.Object({ type: Type.Literal('FAILED'), reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
+    Type.Object({ type: Type.Literal('PRINTED'), at: DateTime }, { additionalProperties: false }),
+    Type.Object({ type: Type.Literal('RETURNED'), at: DateTime, reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
+  ],
+  { description: 'OPENED (digital), PRINTED and RETURNED (print), FAILED (either)' },
+);
