@@ -19,7 +19,7 @@ export interface TestService {
   deps: ServiceDeps;
   config: Config;
   /** A token from this test's development issuer; `audience` defaults to the configured one. */
-  token(req: Omit<TokenRequest, 'audience'> & { audience?: string }): Promise<string>;
+  token(req: TokenRequest extends infer R ? (R extends unknown ? Omit<R, 'audience'> & { audience?: string } : never) : never): Promise<string>;
 }
 
 /** A temporary DATA_DIR (dev issuer keys, KEKs), removed at teardown. */
