@@ -104,6 +104,23 @@ export const asKeks: Parser<KekSpec[]> = (raw, name) => {
   });
 };
 
+/** `HH:MM` (24 h) as minutes after midnight. */
+export const asClockTime: Parser<number> = (raw, name) => {
+  const m = /^([01]\d|2[0-4]):([0-5]\d)$/.exec(raw.trim());
+  if (!m || (m[1] === '24' && m[2] !== '00')) throw new ConfigError(name, `must be a time HH:MM, got "${raw}"`);
+  return Number(m[1]) * 60 + Number(m[2]);
+};
+
+/** An IANA time zone Intl knows. */
+export const asTimeZone: Parser<string> = (raw, name) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: raw });
+  } catch {
+    throw new ConfigError(name, `is not a known time zone: "${raw}"`);
+  }
+  return raw;
+};
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const settings = {
@@ -133,6 +150,30 @@ export const settings = {
   DELIVERY_LEASE_SECONDS: setting('DELIVERY_LEASE_SECONDS', 'How long a listed delivery is hidden from the next listing; unacknowledged, it is offered again after this', '300', asInt(1, 86_400)),
   PACKAGE_RETENTION_HOURS: setting('PACKAGE_RETENTION_HOURS', 'Grace period after acknowledgement before a package ciphertext is purged (evidence is kept)', '168', asInt(0, 87_600)),
   RETENTION_SWEEP_SECONDS: setting('RETENTION_SWEEP_SECONDS', 'How often the storage service purges expired packages and abandoned uploads', '300', asInt(1, 86_400)),
+  NOTIFY_WINDOW_START: setting('NOTIFY_WINDOW_START', 'Start of the daytime window for alerts (HH:MM in NOTIFY_TIME_ZONE); an alert due earlier waits for it', '09:00', asClockTime),
+  NOTIFY_WINDOW_END: setting('NOTIFY_WINDOW_END', 'End of the daytime window for alerts (HH:MM); an alert due later waits for the next morning', '21:00', asClockTime),
+  NOTIFY_TIME_ZONE: setting('NOTIFY_TIME_ZONE', 'Time zone of the daytime window', 'Europe/Oslo', asTimeZone),
+  NOTIFY_ATTEMPTS: setting('NOTIFY_ATTEMPTS', 'Tries per alert before it fails with a NOTIFICATION_FAILED receipt', '8', asInt(1, 100)),
+  NOTIFY_BACKOFF_MS: setting('NOTIFY_BACKOFF_MS', 'First retry delay of an alert; doubles per try, with 50 % jitter', '30000', asInt(1, 86_400_000)),
+  NOTIFY_CONCURRENCY: setting('NOTIFY_CONCURRENCY', 'Alerts a notification process sends at once, per channel', '50', asInt(1, 1000)),
+  NOTIFY_EMAIL_PER_SECOND: setting('NOTIFY_EMAIL_PER_SECOND', 'Rate limit of e-mail alerts and invitations across all workers', '5000', asInt(1, 1_000_000)),
+  NOTIFY_SMS_PER_SECOND: setting('NOTIFY_SMS_PER_SECOND', 'Rate limit of SMS alerts across all workers', '5000', asInt(1, 1_000_000)),
+  NOTIFY_STALLED_MS: setting('NOTIFY_STALLED_MS', 'Lock of an alert job; a worker that dies holding one has its jobs taken over after about this long', '30000', asInt(1000, 600_000)),
+  NOTIFY_FROM: setting('NOTIFY_FROM', 'From address of alert e-mails', 'postbud <varsel@postbud.invalid>', asString),
+  SMTP_URL: setting('SMTP_URL', 'SMTP server for e-mail alerts (smtp:// with STARTTLS, smtps:// for implicit TLS). Unset: alerts go to the development sink', undefined, asUrl(['smtp:', 'smtps:'])),
+  SMTP_USER: setting('SMTP_USER', 'SMTP AUTH user', undefined, asString),
+  SMTP_PASSWORD: setting('SMTP_PASSWORD', 'SMTP AUTH password', undefined, asString),
+  SMTP_REQUIRE_TLS: setting('SMTP_REQUIRE_TLS', 'Refuse to send over smtp:// unless the server offers STARTTLS', 'true', asBool),
+  SMTP_TLS_REJECT_UNAUTHORIZED: setting('SMTP_TLS_REJECT_UNAUTHORIZED', 'Verify the SMTP server certificate', 'true', asBool),
+  SMTP_POOL_SIZE: setting('SMTP_POOL_SIZE', 'Pooled SMTP connections per process', '5', asInt(1, 100)),
+  SMS_GATEWAY_URL: setting('SMS_GATEWAY_URL', 'HTTP SMS gateway (docs/notification.md describes the request). Unset: SMS go to the development sink', undefined, asUrl(['http:', 'https:'])),
+  SMS_GATEWAY_USER: setting('SMS_GATEWAY_USER', 'SMS gateway user (HTTP Basic)', undefined, asString),
+  SMS_GATEWAY_PASSWORD: setting('SMS_GATEWAY_PASSWORD', 'SMS gateway password (HTTP Basic)', undefined, asString),
+  SMS_SENDER: setting('SMS_SENDER', 'Sender id shown on SMS alerts', 'Postbud', asString),
+  SMS_TIMEOUT_MS: setting('SMS_TIMEOUT_MS', 'Timeout of one SMS gateway request (a timeout is retried)', '5000', asInt(100, 120_000)),
+  INVITATIONS_PER_MINUTE: setting('INVITATIONS_PER_MINUTE', 'Invitation requests per minute per client address', '60', asInt(1, 1_000_000)),
+  INVITATION_COOLDOWN_DAYS: setting('INVITATION_COOLDOWN_DAYS', 'A person is invited at most once in this many days, whoever asks', '30', asInt(0, 3650)),
+  NOTIFY_SINK_SIZE: setting('NOTIFY_SINK_SIZE', 'Recent alerts the development sink keeps for /v1/dev/alerts', '1000', asInt(1, 100_000)),
 } as const;
 
 export type SettingName = keyof typeof settings;

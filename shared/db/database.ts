@@ -15,6 +15,7 @@ import type { ReceiptsTable } from './tables/receipts.js';
 import type { MessagesTable } from './tables/messages.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.js';
 import type { WebhookPushesTable, WebhooksTable } from './tables/webhooks.js';
+import type { NotificationAttemptsTable } from './tables/notification-attempts.js';
 
 /**
  * The whole schema as Kysely sees it: one entry per table, each table's type in its own file
@@ -42,4 +43,5 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   webhooks: WebhooksTable;
   webhook_pushes: WebhookPushesTable;
+  notification_attempts: NotificationAttemptsTable;
 }
