@@ -1,12 +1,60 @@
 import { createApp, type App } from '../../shared/app/create-app.js';
 import type { ServiceDeps } from '../../shared/app/deps.js';
-import type { ServiceModule } from '../../shared/runtime/service-module.js';
+import { createLogger } from '../../shared/logging/logger.js';
+import type { Background, ServiceModule } from '../../shared/runtime/service-module.js';
+import { storageContext } from '../../shared/storage/context.js';
+import { EXPIRY_JOB, expireDelivery, INGESTION_QUEUE, type ExpiryJob } from './expiry.js';
+import { deleteExpiredKeys, InFlightLocks } from './idempotency.js';
 import routes from './routes/index.js';
+import { startPusher } from './webhooks.js';
 
 export async function buildApp(deps: ServiceDeps): Promise<App> {
   const app = await createApp({ name: 'ingestion', description: 'Message intake for agencies: capabilities, letters, status and receipts' }, deps);
-  await app.register(routes, { deps });
+  const locks = new InFlightLocks(deps.config.DATABASE_URL ?? '');
+  app.addHook('onClose', () => locks.close());
+  await app.register(routes, { deps, storage: storageContext(deps), locks });
   return app;
 }
 
-export const service: ServiceModule = { name: 'ingestion', buildApp };
+/**
+ * Beside the API: the expiry worker (delayed jobs the intake wrote to the outbox), the receipt
+ * webhook pusher, and an hourly sweep of expired idempotency keys.
+ */
+export async function startBackground(deps: ServiceDeps): Promise<Background> {
+  const log = deps.logger ?? createLogger('ingestion', deps.config.LOG_LEVEL);
+  const storage = storageContext(deps);
+  const worker = deps.queues.worker<ExpiryJob>(
+    INGESTION_QUEUE,
+    async (job) => {
+      if (job.name !== EXPIRY_JOB) return 'ignored';
+      return expireDelivery(deps.db, storage, job.data, deps.config.DELIVERY_EXPIRY_SECONDS);
+    },
+    { concurrency: 4 },
+  );
+  const pusher = startPusher(deps.db.kysely, storage.hub, {
+    allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE,
+    maxAttempts: deps.config.WEBHOOK_MAX_ATTEMPTS,
+    retryBaseMs: deps.config.WEBHOOK_RETRY_BASE_MS,
+    timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS,
+    pollMs: deps.config.WEBHOOK_POLL_MS,
+    logger: log,
+  });
+  const sweep = async () => {
+    try {
+      await deleteExpiredKeys(deps.db.kysely);
+    } catch (err) {
+      log.warn({ err }, 'idempotency key sweep failed');
+    }
+  };
+  void sweep();
+  const timer = setInterval(() => void sweep(), 3_600_000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await Promise.all([worker.close(), pusher.stop()]);
+    },
+  };
+}
+
+export const service: ServiceModule = { name: 'ingestion', buildApp, startBackground };

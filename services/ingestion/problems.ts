@@ -1,0 +1,32 @@
+import { defineProblems } from '../../shared/errors/problem.js';
+
+/** The ingestion service's problem types (RFC 9457 `type` = https://postbud.dev/problems/<slug>). */
+export const ingestionProblems = defineProblems('POSTBUD_INGESTION', {
+  SENDER_NOT_ONBOARDED: { slug: 'ingestion/sender-not-onboarded', status: 403, title: 'The organisation is not an onboarded sender' },
+  SENDER_SUSPENDED: { slug: 'ingestion/sender-suspended', status: 403, title: 'The sender is suspended' },
+  MULTIPART_REQUIRED: { slug: 'ingestion/multipart-required', status: 415, title: 'A letter is sent as multipart/form-data' },
+  IDEMPOTENCY_KEY_REQUIRED: { slug: 'ingestion/idempotency-key-required', status: 400, title: 'An Idempotency-Key header (1-255 visible ASCII characters) is required' },
+  IDEMPOTENCY_KEY_REUSED: { slug: 'ingestion/idempotency-key-reused', status: 422, title: 'The Idempotency-Key was used for a different request' },
+  IDEMPOTENCY_IN_FLIGHT: { slug: 'ingestion/idempotency-in-flight', status: 409, title: 'A request with this Idempotency-Key is still being processed' },
+  DUPLICATE_SENDER_REFERENCE: { slug: 'ingestion/duplicate-sender-reference', status: 409, title: 'The sender already has a letter with this senderReference' },
+  MESSAGE_PART_MISSING: { slug: 'ingestion/message-part-missing', status: 400, title: 'The first part must be the JSON `message` part' },
+  INVALID_MESSAGE: { slug: 'ingestion/invalid-message', status: 400, title: 'The `message` part is not valid' },
+  UNEXPECTED_PART: { slug: 'ingestion/unexpected-part', status: 400, title: 'The request has a part that is not expected' },
+  MISSING_DOCUMENT: { slug: 'ingestion/missing-document', status: 400, title: 'A declared document has no file part' },
+  INVALID_DOCUMENT_NAME: { slug: 'ingestion/invalid-document-name', status: 400, title: 'A document name is not a safe plain file name' },
+  DOCUMENT_TYPE_NOT_ALLOWED: { slug: 'ingestion/document-type-not-allowed', status: 415, title: 'A document type is not on the allowlist' },
+  DOCUMENT_CONTENT_MISMATCH: { slug: 'ingestion/document-content-mismatch', status: 422, title: 'A document does not contain what its declared type says' },
+  LETTER_TOO_LARGE: { slug: 'ingestion/letter-too-large', status: 413, title: 'The documents exceed the size limit of one letter' },
+  TOO_MANY_DOCUMENTS: { slug: 'ingestion/too-many-documents', status: 400, title: 'A letter has one main document and a limited number of attachments' },
+  INVALID_PERSON_ID: { slug: 'ingestion/invalid-person-id', status: 400, title: 'The personId is not a valid fødselsnummer or D-number' },
+  INVALID_RECIPIENT: { slug: 'ingestion/invalid-recipient', status: 422, title: 'The recipient is not in the registry' },
+  RECIPIENT_DELETED: { slug: 'ingestion/recipient-deleted', status: 422, title: 'The recipient is deleted from the registry' },
+  RECIPIENT_RESERVED: { slug: 'ingestion/recipient-reserved', status: 422, title: 'The recipient has reserved against digital mail and no print fallback was given' },
+  NO_DIGITAL_MAILBOX: { slug: 'ingestion/no-digital-mailbox', status: 422, title: 'The recipient has no digital mailbox and no print fallback was given' },
+  PRINT_UNAVAILABLE: { slug: 'ingestion/print-unavailable', status: 422, title: 'The letter needs print but no print provider is active' },
+  MESSAGE_NOT_FOUND: { slug: 'ingestion/message-not-found', status: 404, title: 'No such message for this sender' },
+  INVALID_CURSOR: { slug: 'ingestion/invalid-cursor', status: 400, title: 'The cursor is not one this service issued' },
+  SENDER_NOT_FOUND: { slug: 'ingestion/sender-not-found', status: 404, title: 'No such sender' },
+  WEBHOOK_URL_REFUSED: { slug: 'ingestion/webhook-url-refused', status: 422, title: 'The webhook URL is not allowed' },
+  WEBHOOK_NOT_FOUND: { slug: 'ingestion/webhook-not-found', status: 404, title: 'The sender has no webhook' },
+});

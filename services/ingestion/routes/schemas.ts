@@ -1,0 +1,105 @@
+import { Type, type Static } from 'typebox';
+
+/** RFC 9457 problem details as every error response carries them (extensions allowed). */
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String()),
+    code: Type.String(),
+  },
+  { additionalProperties: true, description: 'RFC 9457 problem details (application/problem+json)' },
+);
+
+/** The error responses a guarded route can give, plus any extra status codes. */
+export const errors = (...extra: number[]) => {
+  const out: Record<number, typeof ProblemSchema> = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema };
+  for (const code of extra) out[code] = ProblemSchema;
+  return out;
+};
+
+export const DateTime = Type.String({ format: 'date-time' });
+export const Uuid = Type.String({ format: 'uuid' });
+export const Orgnr = Type.String({ pattern: '^[0-9]{9}$', description: 'organisation number (9 digits, mod-11)' });
+export const Language = Type.Union([Type.Literal('nb'), Type.Literal('nn'), Type.Literal('en'), Type.Literal('se')]);
+export const SecurityLevel = Type.Union([Type.Literal(3), Type.Literal(4)], { description: '3 = idporten-loa-substantial, 4 = idporten-loa-high' });
+
+const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
+
+export const PrintAddress = Type.Object(
+  {
+    name: Text(200),
+    addressLines: Type.Array(Text(200), { minItems: 1, maxItems: 4 }),
+    postalCode: Text(20),
+    city: Text(100),
+    country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2; default NO' })),
+  },
+  { additionalProperties: false },
+);
+
+export const PrintSchema = Type.Object(
+  {
+    recipient: PrintAddress,
+    returnAddress: PrintAddress,
+    color: Type.Union([Type.Literal('BW'), Type.Literal('COLOR')]),
+    class: Type.Union([Type.Literal('A'), Type.Literal('B')]),
+    returnHandling: Type.Union([Type.Literal('RETURN'), Type.Literal('SHRED')]),
+  },
+  { additionalProperties: false, description: 'Physical mail: the route when the recipient cannot get digital mail (fysisk post)' },
+);
+
+export const DocumentSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 255, description: 'File name; the file part must carry the same filename' }),
+    mime: Type.String({ minLength: 1, maxLength: 127, description: 'Declared type; must be on the allowlist and match the content' }),
+    main: Type.Optional(Type.Boolean({ description: 'The main document (hoveddokument); at most one, and it comes first. Default: the first' })),
+  },
+  { additionalProperties: false },
+);
+
+export const MessagePartSchema = Type.Object(
+  {
+    recipient: Type.Object({ personId: Type.String({ maxLength: 64, description: 'fødselsnummer or D-number' }) }, { additionalProperties: false }),
+    title: Type.String({ minLength: 1, maxLength: 255, description: 'Non-sensitive title, shown in alerts and lists' }),
+    language: Language,
+    securityLevel: SecurityLevel,
+    availableAt: Type.Optional(Type.String({ format: 'date-time', description: 'Not visible or alerted before this; default now' })),
+    openReceipt: Type.Optional(Type.Boolean({ description: 'Ask for an OPENED receipt (åpningskvittering)' })),
+    notifications: Type.Optional(
+      Type.Object(
+        {
+          email: Type.Optional(Type.Object({ text: Type.Optional(Text(500)) }, { additionalProperties: false })),
+          sms: Type.Optional(Type.Object({ text: Type.Optional(Text(160)) }, { additionalProperties: false })),
+          repeatAfterDays: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 25 }), { maxItems: 10 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    print: Type.Optional(PrintSchema),
+    senderReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Your reference; unique per sender' })),
+    documents: Type.Array(DocumentSchema, { minItems: 1, maxItems: 1001 }),
+  },
+  { additionalProperties: false, description: 'The JSON `message` part of POST /v1/messages' },
+);
+export type MessagePart = Static<typeof MessagePartSchema>;
+export type PrintPart = Static<typeof PrintSchema>;
+
+export const MessageStatus = Type.Union(
+  ['ACCEPTED', 'DELIVERED', 'NOTIFIED', 'OPENED', 'PRINT_ACCEPTED', 'FAILED', 'EXPIRED'].map((s) => Type.Literal(s)),
+  { description: 'See docs/ingestion.md for the mapping onto eFormidling statuses' },
+);
+
+export const Provider = Type.Object({ orgnr: Orgnr, name: Type.Union([Type.String(), Type.Null()]) });
+
+export const Links = Type.Object({ self: Type.String(), receipts: Type.String() });
+
+export const SubmitResponse = Type.Object({
+  id: Uuid,
+  route: Type.Union([Type.Literal('DIGITAL'), Type.Literal('PRINT')]),
+  provider: Provider,
+  status: MessageStatus,
+  senderReference: Type.Union([Type.String(), Type.Null()]),
+  links: Links,
+});

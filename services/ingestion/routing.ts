@@ -1,0 +1,69 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../../shared/db/database.js';
+import { Problem } from '../../shared/errors/problem.js';
+import { findPrintProvider, findRecipients, type Recipient } from '../../shared/registry/recipients.js';
+import { ingestionProblems } from './problems.js';
+
+type DbLike = Kysely<Database> | Transaction<Database>;
+
+export interface Capabilities {
+  status: Recipient['status'];
+  reserved: boolean;
+  canNotify: boolean;
+  digital: { possible: boolean; provider: { orgnr: string; name: string } | null; mailboxAddress: string | null; securityLevels: number[] };
+  print: { possible: boolean; provider: { orgnr: string; name: string } | null };
+}
+
+const digitalMailbox = (r: Recipient) =>
+  r.status === 'ACTIVE' && !r.reserved && r.mailbox && r.mailbox.providerKind === 'digital' ? r.mailbox : undefined;
+
+/** What a sender may know before sending: no contact points, no certificate. */
+export async function capabilities(db: DbLike, personId: string, now = new Date()): Promise<Capabilities> {
+  const [recipient, printer] = await Promise.all([
+    findRecipients(db, [personId], { now, certificates: false }).then((m) => m.get(personId)!),
+    findPrintProvider(db),
+  ]);
+  const mailbox = digitalMailbox(recipient);
+  return {
+    status: recipient.status,
+    reserved: recipient.reserved,
+    canNotify: recipient.canNotify,
+    digital: {
+      possible: mailbox !== undefined,
+      provider: mailbox ? { orgnr: mailbox.providerOrgnr, name: mailbox.providerName } : null,
+      mailboxAddress: mailbox?.address ?? null,
+      securityLevels: mailbox ? [3, 4] : [],
+    },
+    print: {
+      possible: recipient.status === 'ACTIVE' && printer?.status === 'active',
+      provider: printer ? { orgnr: printer.orgnr, name: printer.name } : null,
+    },
+  };
+}
+
+export type Route =
+  | { route: 'DIGITAL'; providerOrgnr: string; providerName: string; mailboxAddress: string }
+  | { route: 'PRINT'; providerOrgnr: string; providerName: string; mailboxAddress: null };
+
+/**
+ * DESIGN flow 3: an active, unreserved person with an active mailbox -> DIGITAL to its provider;
+ * otherwise PRINT when print details are given; otherwise a 422 naming the cause.
+ */
+export async function routeLetter(db: DbLike, personId: string, wantsPrint: boolean, now = new Date()): Promise<Route> {
+  const recipient = (await findRecipients(db, [personId], { now, certificates: false })).get(personId)!;
+  if (recipient.status === 'NOT_REGISTERED') throw new Problem(ingestionProblems.INVALID_RECIPIENT, 'The registry does not know this person');
+  if (recipient.status === 'DELETED') throw new Problem(ingestionProblems.RECIPIENT_DELETED, 'The person is deleted from the registry');
+  const mailbox = digitalMailbox(recipient);
+  if (mailbox) return { route: 'DIGITAL', providerOrgnr: mailbox.providerOrgnr, providerName: mailbox.providerName, mailboxAddress: mailbox.address };
+  if (!wantsPrint) {
+    if (recipient.reserved) throw new Problem(ingestionProblems.RECIPIENT_RESERVED, 'The person has reserved against digital mail; add print details to send on paper');
+    throw new Problem(ingestionProblems.NO_DIGITAL_MAILBOX, 'The person has no active digital mailbox; add print details to send on paper');
+  }
+  return printRoute(db);
+}
+
+export async function printRoute(db: DbLike): Promise<Route & { route: 'PRINT' }> {
+  const printer = await findPrintProvider(db);
+  if (!printer) throw new Problem(ingestionProblems.PRINT_UNAVAILABLE, 'No print provider is active');
+  return { route: 'PRINT', providerOrgnr: printer.orgnr, providerName: printer.name, mailboxAddress: null };
+}
