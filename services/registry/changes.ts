@@ -10,7 +10,8 @@ export interface ChangeEntry {
 }
 
 /**
- * Appends rows to the change feed from `source` (a query yielding person_id, kind). Sequence
+ * Appends rows to the change feed from `source` (a query yielding person_id, kind, ord; ord orders
+ * the rows within the transaction). Sequence
  * numbers come from the single counter row, updated in the same statement: the row lock it takes
  * is held to commit, so transactions get their numbers in commit order and a rollback returns
  * them. A reader paging by `seq > after` therefore never skips a change that commits later with
@@ -28,7 +29,7 @@ async function append(trx: Transaction<Database>, source: RawBuilder<unknown>): 
     ),
     ins as (
       insert into registry_changes (seq, person_id, kind)
-      select bump.last_seq - bump.n + row_number() over (order by src.person_id), src.person_id, src.kind
+      select bump.last_seq - bump.n + row_number() over (order by src.ord), src.person_id, src.kind
         from bump cross join src
       returning 1
     )
@@ -38,16 +39,18 @@ async function append(trx: Transaction<Database>, source: RawBuilder<unknown>): 
 
 export async function recordChanges(trx: Transaction<Database>, entries: readonly ChangeEntry[]): Promise<number> {
   if (entries.length === 0) return 0;
-  const ids = entries.map((e) => e.personId);
-  const kinds = entries.map((e) => e.kind);
-  return append(trx, sql`select person_id, kind from unnest(${sql.val(ids)}::text[], ${sql.val(kinds)}::text[]) as u(person_id, kind)`);
+  // One entry per (person, kind) per transaction: readers re-read the person anyway.
+  const unique = [...new Map(entries.map((e) => [`${e.personId}:${e.kind}`, e])).values()];
+  const ids = unique.map((e) => e.personId);
+  const kinds = unique.map((e) => e.kind);
+  return append(trx, sql`select person_id, kind, ord from unnest(${sql.val(ids)}::text[], ${sql.val(kinds)}::text[]) with ordinality as u(person_id, kind, ord)`);
 }
 
 /** One change of `kind` for every person with an active mailbox at the provider (optionally: without an own certificate). */
 export async function recordProviderChanges(trx: Transaction<Database>, providerOrgnr: string, kind: ChangeKind, onlyWithoutOwnCertificate: boolean): Promise<number> {
   return append(
     trx,
-    sql`select person_id, ${kind}::text as kind from mailboxes
+    sql`select person_id, ${kind}::text as kind, row_number() over (order by person_id) as ord from mailboxes
          where provider_orgnr = ${providerOrgnr} and active ${onlyWithoutOwnCertificate ? sql`and certificate is null` : sql``}`,
   );
 }
