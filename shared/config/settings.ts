@@ -174,6 +174,15 @@ export const settings = {
   INVITATIONS_PER_MINUTE: setting('INVITATIONS_PER_MINUTE', 'Invitation requests per minute per client address', '60', asInt(1, 1_000_000)),
   INVITATION_COOLDOWN_DAYS: setting('INVITATION_COOLDOWN_DAYS', 'A person is invited at most once in this many days, whoever asks', '30', asInt(0, 3650)),
   NOTIFY_SINK_SIZE: setting('NOTIFY_SINK_SIZE', 'Recent alerts the development sink keeps for /v1/dev/alerts', '1000', asInt(1, 100_000)),
+  MESSAGE_MAX_BYTES: setting('MESSAGE_MAX_BYTES', 'Largest total size of one letter\'s documents (bytes)', '52428800', asInt(1024, 1024 * 1024 * 1024)),
+  MESSAGE_MAX_ATTACHMENTS: setting('MESSAGE_MAX_ATTACHMENTS', 'Most attachments beside the main document of one letter', '200', asInt(0, 1000)),
+  IDEMPOTENCY_TTL_HOURS: setting('IDEMPOTENCY_TTL_HOURS', 'How long an Idempotency-Key and its answer are kept (at least 24 hours)', '24', asInt(24, 24 * 365)),
+  DELIVERY_EXPIRY_SECONDS: setting('DELIVERY_EXPIRY_SECONDS', 'A delivery its provider has not acknowledged within this becomes EXPIRED (or goes to print when the letter has a print fallback)', '604800', asInt(1, 365 * 86_400)),
+  WEBHOOK_ALLOW_PRIVATE: setting('WEBHOOK_ALLOW_PRIVATE', 'Development only: allow receipt webhooks on http:// and on loopback/private networks (SSRF protection off)', 'false', asBool),
+  WEBHOOK_MAX_ATTEMPTS: setting('WEBHOOK_MAX_ATTEMPTS', 'Attempts to push one receipt before giving up (it stays available for pull)', '12', asInt(1, 100)),
+  WEBHOOK_RETRY_BASE_MS: setting('WEBHOOK_RETRY_BASE_MS', 'First retry delay of a failed webhook push; doubles per attempt (capped at an hour)', '5000', asInt(10, 3_600_000)),
+  WEBHOOK_POLL_MS: setting('WEBHOOK_POLL_MS', 'How often the ingestion service looks for receipts to push', '1000', asInt(10, 60_000)),
+  WEBHOOK_TIMEOUT_MS: setting('WEBHOOK_TIMEOUT_MS', 'Timeout of one webhook request', '10000', asInt(100, 120_000)),
 } as const;
 
 export type SettingName = keyof typeof settings;
