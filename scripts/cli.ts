@@ -2,8 +2,10 @@
 import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { migrate } from './commands/migrate.js';
 import { writeOpenapi } from './commands/openapi.js';
+import { seed } from './commands/seed.js';
 import { start } from './commands/start.js';
 import { token, UsageError } from './commands/token.js';
+import { verify } from './commands/verify.js';
 
 const HELP = `postbud <command>
 
@@ -12,12 +14,18 @@ const HELP = `postbud <command>
   token --org <orgnr> --scope "<scopes>"     a machine-client token from the development issuer
   token --pid <personId> --acr <acr>         a citizen token from the development issuer
   openapi                    write each service's OpenAPI document to openapi/
+  seed [--persons <n>] [--senders <file>]   load senders, providers (dev certificates) and synthetic persons; idempotent
+  verify <receipt|file|->    check a receipt's signature and its message's event chain (DATABASE_URL)
 `;
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   start: () => start(loadConfig()),
   migrate: () => migrate(loadConfig()),
   token: (argv) => token(loadConfig(), argv),
+  seed: (argv) => seed(loadConfig(), argv),
+  verify: async (argv) => {
+    process.exitCode = await verify(loadConfig(), argv);
+  },
   openapi: async () => {
     for (const f of await writeOpenapi()) process.stdout.write(`wrote ${f}\n`);
   },

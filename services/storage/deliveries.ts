@@ -3,6 +3,7 @@ import type { Database } from '../../shared/db/database.js';
 import type { DeliveryRoute, DeliveryState } from '../../shared/db/tables/deliveries.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { appendEvent } from '../../shared/evidence/events.js';
+import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
 import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
@@ -211,12 +212,15 @@ export interface MailboxChanged {
 /**
  * A person's active mailbox moved: their digital deliveries not yet acknowledged follow it
  * (REROUTED), losing their old envelope; the new provider's next pull wraps the same stored
- * ciphertext for its own certificate. Running it twice changes nothing the second time. Without a
- * new mailbox (closed, reserved) pending deliveries stay where they are.
+ * ciphertext for its own certificate. The job is only a trigger: the target is the registry's
+ * current active mailbox, so jobs that arrive twice or out of order still end at the right
+ * place. Without an active digital mailbox (closed, deleted) pending deliveries stay put.
  */
-export async function readdress(ctx: StorageContext, change: MailboxChanged): Promise<number> {
-  const { providerOrgnr, mailboxAddress } = change;
-  if (!providerOrgnr || !mailboxAddress) return 0;
+export async function readdress(ctx: StorageContext, change: Pick<MailboxChanged, 'personId'>): Promise<number> {
+  const recipient = (await findRecipients(ctx.db, [change.personId], { certificates: false })).get(change.personId);
+  const target = recipient?.mailbox?.providerKind === 'digital' ? recipient.mailbox : undefined;
+  if (!target) return 0;
+  const { providerOrgnr, address: mailboxAddress } = target;
   return ctx.db.transaction().execute(async (trx) => {
     const moved = await trx
       .selectFrom('deliveries')

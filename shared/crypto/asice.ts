@@ -94,10 +94,15 @@ export function buildPackage(
   zip.addBuffer(Buffer.from(ASICE_MIMETYPE, 'ascii'), 'mimetype', { compress: false, mtime });
 
   let current: Transform | undefined;
+  let aborted: Error | undefined;
   const manifest = (async (): Promise<Manifest> => {
     const entries: DocumentEntry[] = [];
     const seen = new Set<string>();
     for await (const doc of documents) {
+      if (aborted) {
+        if (doc.stream instanceof Readable) doc.stream.destroy(aborted);
+        throw aborted;
+      }
       checkDocumentName(doc.name, seen);
       const hash = createHash('sha256');
       let size = 0;
@@ -135,6 +140,7 @@ export function buildPackage(
     stream: out,
     manifest,
     abort(err) {
+      aborted = err;
       current?.destroy(err);
       out.destroy(err);
     },

@@ -57,13 +57,17 @@ export async function sealPackage(ctx: StorageContext, input: SealInput): Promis
   const cipher = createCipheriv('aes-256-cbc', dataKey, iv);
   const encrypted = pipeline(built.stream, zipCounter, cipher, () => undefined);
   try {
-    const [stored, manifest] = await Promise.all([
-      ctx.blobs.put(packageId, encrypted).catch((err: unknown) => {
-        built.abort(err instanceof Error ? err : new Error(String(err)));
-        throw err;
-      }),
-      built.manifest,
-    ]);
+    const putting = ctx.blobs.put(packageId, encrypted).catch((err: unknown) => {
+      built.abort(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    });
+    // Both settle before anything is cleaned up (no chunk insert still in flight), and a failing
+    // document (the cause) wins over the broken pipe it leaves behind.
+    const [put, built_] = await Promise.allSettled([putting, built.manifest]);
+    if (built_.status === 'rejected') throw built_.reason;
+    if (put.status === 'rejected') throw put.reason;
+    const stored = put.value;
+    const manifest = built_.value;
     await ctx.db
       .updateTable('packages')
       .set({ status: 'SEALED', zip_size: zipCounter.bytes, ciphertext_size: stored.size, chunk_count: stored.chunks, sealed_at: new Date() })

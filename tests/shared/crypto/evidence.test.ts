@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { sql } from 'kysely';
+import { HubKeys } from '../../../shared/crypto/hub-keys.js';
+import { canonicalJson, checkChain, eventHash } from '../../../shared/evidence/chain.js';
+import { appendEvent, loadEvents } from '../../../shared/evidence/events.js';
+import { verifyReceipt, verifyReceiptInDb } from '../../../shared/evidence/verify.js';
+import { storageContext } from '../../../shared/storage/context.js';
+import { loadConfig } from '../../../shared/config/config.js';
+import { verify } from '../../../scripts/commands/verify.js';
+import { testDeps } from '../../helpers/service.js';
+
+const SENDER = '974760673';
+
+t.test('evidence log and receipts', async (t) => {
+  const deps = await testDeps(t);
+  const ctx = storageContext(deps);
+  const db = deps.db.kysely;
+
+  await t.test('concurrent appends to one message never fork the chain', async (t) => {
+    const messageId = randomUUID();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'NOTE', data: { i } })));
+    const events = await loadEvents(db, messageId);
+    t.same(events.map((e) => e.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+    t.same(checkChain(events), [], 'every link holds');
+    t.equal(await db.selectFrom('receipts').select('id').where('message_id', '=', messageId).execute().then((r) => r.length), 0, 'internal events have no receipt');
+  });
+
+  await t.test('a receipt verifies, and tampering with the log or the receipt is detected', async (t) => {
+    const messageId = randomUUID();
+    await appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'SEALED' });
+    const delivered = await appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'DELIVERED', data: { providerOrgnr: '984661185' } });
+    t.ok(delivered.receipt);
+    const jws = delivered.receipt!.jws;
+    const ok = await verifyReceiptInDb(db, jws);
+    t.match(ok, { valid: true, signature: true, chain: true, receipt: { type: 'DELIVERED', messageId, sender: SENDER, event: { seq: 2 } }, problems: [] });
+
+    const config = loadConfig({ DATABASE_URL: deps.databaseUrl, DATA_DIR: deps.dataDir, LOG_LEVEL: 'silent' });
+    let printed = '';
+    t.equal(await verify(config, [jws], (s) => (printed += s)), 0, '`postbud verify <receipt>` accepts it');
+    t.match(JSON.parse(printed), { valid: true, type: 'DELIVERED', messageId });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'receipt-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'r.jws'), `${jws}\n`);
+    t.equal(await verify(config, [path.join(dir, 'r.jws')], () => undefined), 0, 'also from a file');
+    await t.rejects(verify(config, [], () => undefined), { message: /usage: postbud verify/ });
+    await t.rejects(verify(loadConfig({ LOG_LEVEL: 'silent', DATA_DIR: deps.dataDir }), [jws], () => undefined), { message: /DATABASE_URL/ });
+
+    const [h, p, s] = jws.split('.');
+    const forged = Buffer.from(p!, 'base64url').toString().replace('"DELIVERED"', '"OPENED"');
+    const bad = await verifyReceiptInDb(db, `${h}.${Buffer.from(forged).toString('base64url')}.${s}`);
+    t.match(bad, { valid: false, signature: false });
+
+    await sql`update message_events set data = '{"providerOrgnr":"922020175"}' where message_id = ${messageId} and seq = 2`.execute(db);
+    const tampered = await verifyReceiptInDb(db, jws);
+    t.match(tampered, { valid: false, signature: true, chain: false });
+    t.match(tampered.problems.join(), /hash does not match/);
+    printed = '';
+    t.equal(await verify(config, [jws], (x) => (printed += x)), 1, 'the CLI fails on a tampered log');
+  });
+
+  await t.test('rotation: new receipts use the new key, old ones still verify, the JWKS keeps both', async (t) => {
+    const messageId = randomUUID();
+    const before = await appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'OPENED' });
+    const oldKid = (await ctx.hub.signingKey()).kid;
+    const newKid = await ctx.hub.rotate();
+    t.not(newKid, oldKid);
+    const after = await appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'NOTIFIED', receipt: true });
+    const jwks = await ctx.hub.jwks();
+    t.same(jwks.keys.map((k) => k.kid).slice(0, 2), [newKid, oldKid], 'newest first, the old one kept');
+    const events = await loadEvents(db, messageId);
+    const r1 = await verifyReceipt(before.receipt!.jws, { jwks: jwks as never, events });
+    const r2 = await verifyReceipt(after.receipt!.jws, { jwks: jwks as never, events });
+    t.equal(r1.kid, oldKid);
+    t.equal(r2.kid, newKid);
+    t.ok(r1.valid && r2.valid);
+    const other = await HubKeys.prototype.signingKey.call(new HubKeys(db, ctx.keyring));
+    t.equal(other.kid, newKid, 'another process picks up the rotated key');
+    const wrongLog = await verifyReceipt(after.receipt!.jws, { jwks: jwks as never, events: events.slice(0, 1) });
+    t.match(wrongLog, { valid: false, signature: true });
+    t.match(wrongLog.problems.join(), /no event 2/);
+    const otherMessage = await verifyReceipt(after.receipt!.jws, { jwks: jwks as never, events: events.map((e) => ({ ...e, messageId: randomUUID() })) });
+    t.match(otherMessage.problems.join(), /another message/);
+    const typ = await ctx.hub.sign(Buffer.from('{}'), { typ: 'other' });
+    t.match((await verifyReceipt(typ, { jwks: jwks as never, events: [] })).problems.join(), /typ is other/);
+  });
+
+  await t.test('processes starting at once create one hub key', async (t) => {
+    const fresh = await testDeps(t);
+    const ring = storageContext(fresh).keyring;
+    const keys = await Promise.all(Array.from({ length: 4 }, () => new HubKeys(fresh.db.kysely, ring).signingKey()));
+    t.equal(new Set(keys.map((k) => k.kid)).size, 1);
+    t.equal((await new HubKeys(fresh.db.kysely, ring).jwks()).keys.length, 1);
+  });
+});
+
+t.test('chain rules', async (t) => {
+  t.equal(canonicalJson({ b: 1, a: [true, null, 'x'], c: undefined }), '{"a":[true,null,"x"],"b":1}');
+  t.equal(canonicalJson({ a: 1, b: 2 }), canonicalJson({ b: 2, a: 1 }));
+  t.throws(() => canonicalJson(NaN));
+  t.throws(() => canonicalJson(() => 1));
+  const e1 = { messageId: 'm', seq: 1, type: 'A', at: new Date(0), data: {}, prevHash: null };
+  const h1 = eventHash(e1);
+  const e2 = { ...e1, seq: 2, prevHash: h1 };
+  const chain = [{ ...e1, hash: h1 }, { ...e2, hash: eventHash(e2) }];
+  t.same(checkChain(chain), []);
+  t.match(checkChain([chain[1]!]), [{ seq: 2, problem: /expected seq 1/ }, { seq: 2, problem: /prevHash/ }]);
+});
