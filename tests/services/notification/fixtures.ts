@@ -6,6 +6,7 @@ import type { App } from '../../../shared/app/create-app.js';
 import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { issueDevToken, type TokenRequest } from '../../../shared/auth/dev-issuer.js';
 import type { Database } from '../../../shared/db/database.js';
+import type { Logger } from '../../../shared/logging/logger.js';
 import type { MessageNotifications } from '../../../shared/db/tables/messages.js';
 import { appendEvent } from '../../../shared/evidence/events.js';
 import { enqueue, startOutboxRelay, type OutboxRelay } from '../../../shared/outbox/outbox.js';
@@ -49,7 +50,7 @@ export interface Harness {
 export async function harness(
   t: Test,
   kind: QueueBackendKind,
-  opts: { env?: Record<string, string>; workers?: boolean; start?: string } = {},
+  opts: { env?: Record<string, string>; workers?: boolean; start?: string; logger?: Logger } = {},
 ): Promise<Harness> {
   const clock = testClock(opts.start);
   const deps = await testDeps(t, {
@@ -57,6 +58,7 @@ export async function harness(
     env: { NOTIFY_BACKOFF_MS: '50', NOTIFY_ATTEMPTS: '3', NOTIFY_STALLED_MS: '5000', OUTBOX_POLL_MS: '50', ...opts.env },
   });
   deps.clock = clock.now;
+  if (opts.logger) deps.logger = opts.logger;
   const app = await buildApp(deps);
   t.teardown(() => app.close());
   await app.ready();
