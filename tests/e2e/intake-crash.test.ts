@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { issueDevToken } from '../../shared/auth/dev-issuer.js';
+import { SCOPES } from '../../shared/auth/scopes.js';
+import { freePort } from '../harness/free-port.js';
+import { testDatabase } from '../helpers/database.js';
+import { runTs, waitForHttp, type Proc } from '../helpers/processes.js';
+import { testDataDir } from '../helpers/service.js';
+import { letter, multipart, PDF, seedRegistry, SENDER } from '../services/ingestion/fixtures.js';
+
+const LETTERS = 2000;
+const CONCURRENCY = 24;
+const KILLS = 4;
+
+t.test('SIGKILL during 2,000 submissions with retries: every letter exactly once, with exactly one delivery', async (t) => {
+  const { url, db } = await testDatabase(t);
+  await seedRegistry(db.kysely);
+  const dataDir = testDataDir(t);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const env = { DATABASE_URL: url, INGESTION_PORT: String(port), DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_crash', LOG_LEVEL: 'warn', DATABASE_POOL_SIZE: '12' };
+  const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud' });
+
+  let proc: Proc = runTs(t, 'services/ingestion/main.ts', [], env);
+  await waitForHttp(`${base}/health/ready`, 60_000);
+
+  const keys = Array.from({ length: LETTERS }, () => randomUUID());
+  const answers = new Map<string, string>();
+  let attempts = 0;
+  let retried = 0;
+  let next = 0;
+  let done = 0;
+  let kills = 0;
+  let restarting: Promise<void> | undefined;
+
+  const restart = async () => {
+    proc.child.kill('SIGKILL');
+    await proc.exited;
+    kills++;
+    proc = runTs(t, 'services/ingestion/main.ts', [], env);
+    await waitForHttp(`${base}/health/ready`, 60_000);
+  };
+
+  const submit = async (key: string, i: number) => {
+    // Same request on every retry: same bytes, same key (a new multipart boundary each time).
+    const doc = PDF(1024);
+    const message = letter({ senderReference: `crash-${i}` });
+    for (;;) {
+      attempts++;
+      const body = multipart(message, [{ name: 'vedtak.pdf', content: doc }]);
+      try {
+        const res = await fetch(`${base}/v1/messages`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': body.contentType, 'idempotency-key': key },
+          body: body.payload,
+          signal: AbortSignal.timeout(15_000),
+        });
+        const json = (await res.json()) as { id?: string };
+        if (res.status === 201) return json.id!;
+        if (res.status !== 409 && res.status < 500) throw new Error(`unexpected ${res.status}: ${JSON.stringify(json)}`);
+      } catch (err) {
+        if (String(err).includes('unexpected')) throw err;
+      }
+      retried++;
+      await (restarting ?? new Promise((r) => setTimeout(r, 50)));
+    }
+  };
+
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < LETTERS) {
+        const i = next++;
+        answers.set(keys[i]!, await submit(keys[i]!, i));
+        done++;
+        if (kills < KILLS && done >= ((kills + 1) * LETTERS) / (KILLS + 1) && !restarting) {
+          restarting = restart().finally(() => (restarting = undefined));
+        }
+      }
+    }),
+  );
+  await restarting;
+  t.equal(kills, KILLS, `killed with SIGKILL ${KILLS} times`);
+  t.comment(`${attempts} requests for ${LETTERS} letters (${retried} retries)`);
+
+  const q = db.kysely;
+  const messages = await q.selectFrom('messages').select(['id', 'sender_reference']).execute();
+  t.equal(messages.length, LETTERS, 'every letter exists exactly once');
+  t.equal(new Set(messages.map((m) => m.sender_reference)).size, LETTERS);
+  const perMessage = await q
+    .selectFrom('deliveries')
+    .select(['message_id', (eb) => eb.fn.countAll<string>().as('n')])
+    .groupBy('message_id')
+    .execute();
+  t.equal(perMessage.length, LETTERS, 'every letter has a delivery');
+  t.ok(perMessage.every((r) => Number(r.n) === 1), 'exactly one delivery each');
+  const stored = await q.selectFrom('idempotency_keys').select(['key', 'message_id']).execute();
+  t.equal(stored.length, LETTERS);
+  t.ok(stored.every((s) => answers.get(s.key) === s.message_id), 'every client got the id of the one letter its key made');
+  const events = await q.selectFrom('message_events').select((eb) => eb.fn.countAll<string>().as('n')).where('type', '=', 'SEALED').executeTakeFirstOrThrow();
+  t.equal(Number(events.n), LETTERS, 'one SEALED event each');
+  const outbox = await q.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('queue', '=', 'ingestion').executeTakeFirstOrThrow();
+  t.equal(Number(outbox.n), LETTERS, 'one expiry job each');
+  const orphans = await q
+    .selectFrom('packages')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('deliveries').select('id').whereRef('deliveries.package_id', '=', 'packages.id'))))
+    .executeTakeFirstOrThrow();
+  t.comment(`${orphans.n} sealed packages of killed requests without a letter (removed by the storage retention sweep)`);
+
+  proc.child.kill('SIGTERM');
+  await proc.exited;
+});
