@@ -1,5 +1,6 @@
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync } from 'fastify';
+import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
 import capabilities from './capabilities.js';
 import type { IngestionRouteOptions } from './context.js';
 import messages from './messages.js';
@@ -21,6 +22,8 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
       headerPairs: 50,
     },
   });
+  // Senders verify receipts and webhook signatures against the hub keys; served here too.
+  registerJwksRoute(app, () => opts.storage.hub);
   await app.register(capabilities, opts);
   await app.register(messages, opts);
   await app.register(receipts, opts);
