@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from '../shared/config/config.js';
+import { demo, DemoError } from './commands/demo.js';
 import { migrate } from './commands/migrate.js';
 import { writeOpenapi } from './commands/openapi.js';
 import { seed } from './commands/seed.js';
@@ -16,6 +17,7 @@ const HELP = `postbud <command>
   openapi                    write each service's OpenAPI document to openapi/
   seed [--persons <n>] [--senders <file>]   load senders, providers (dev certificates) and synthetic persons; idempotent
   verify <receipt|file|->    check a receipt's signature and its message's event chain (DATABASE_URL)
+  demo                       one letter through the running system (after npm start): send, pull, decrypt, ack, open, receipts, timeline
 `;
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
@@ -23,6 +25,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   migrate: () => migrate(loadConfig()),
   token: (argv) => token(loadConfig(), argv),
   seed: (argv) => seed(loadConfig(), argv),
+  demo: () => demo(loadConfig()),
   verify: async (argv) => {
     process.exitCode = await verify(loadConfig(), argv);
   },
@@ -43,6 +46,10 @@ try {
   if (err instanceof ConfigError) {
     process.stderr.write(`postbud ${name}: ${err.message}\n`);
     process.exit(78);
+  }
+  if (err instanceof DemoError) {
+    process.stderr.write(`postbud demo: ${err.message}\n`);
+    process.exit(1);
   }
   if (err instanceof UsageError) {
     process.stderr.write(`${err.message}\n`);

@@ -1,0 +1,212 @@
+import { constants, createDecipheriv, createPrivateKey, privateDecrypt, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { inflateRawSync } from 'node:zlib';
+import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { issueDevToken } from '../../shared/auth/dev-issuer.js';
+import { SCOPES } from '../../shared/auth/scopes.js';
+import type { Config } from '../../shared/config/config.js';
+import { children, readTlv } from '../../shared/crypto/der.js';
+import { orgnrForName } from '../../shared/ids/orgnr.js';
+import { defaultSendersFile, DIGIPOST, EBOKS, PRINT_PROVIDER, readSenders, seed } from './seed.js';
+
+/**
+ * `postbud demo`: one letter through the running system (`npm start`), as each party sees it.
+ * Seeds when needed, sends a letter as an agency, pulls and decrypts it as the mailbox provider,
+ * acknowledges it and reports it opened, then shows the agency's verified receipts and the
+ * letter's timeline.
+ */
+
+/** CMS EnvelopedData (the DPI profile the hub produces) opened with the provider's private key. */
+export function decryptCms(der: Buffer, keyPem: string): Buffer {
+  const ci = readTlv(der, 0);
+  const [, explicit] = children(der, ci);
+  const [env] = children(der, explicit!);
+  const [, recipientInfos, eci] = children(der, env!);
+  const [ktri] = children(der, recipientInfos!);
+  const ktriParts = children(der, ktri!);
+  const encryptedKey = ktriParts[ktriParts.length - 1]!;
+  const [, alg, content] = children(der, eci!);
+  const [, ivTlv] = children(der, alg!);
+  const dataKey = privateDecrypt(
+    { key: createPrivateKey(keyPem), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+    der.subarray(encryptedKey.contentStart, encryptedKey.end),
+  );
+  const decipher = createDecipheriv('aes-256-cbc', dataKey, der.subarray(ivTlv!.contentStart, ivTlv!.end));
+  return Buffer.concat([decipher.update(der.subarray(content!.contentStart, content!.end)), decipher.final()]);
+}
+
+/** The entries of a ZIP from its central directory (stored or deflated). */
+export function readZip(zip: Buffer): Map<string, Buffer> {
+  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  if (eocd < 0) throw new Error('not a ZIP');
+  const count = zip.readUInt16LE(eocd + 10);
+  let at = zip.readUInt32LE(eocd + 16);
+  const out = new Map<string, Buffer>();
+  for (let i = 0; i < count; i++) {
+    const method = zip.readUInt16LE(at + 10);
+    const compressed = zip.readUInt32LE(at + 20);
+    const nameLen = zip.readUInt16LE(at + 28);
+    const extraLen = zip.readUInt16LE(at + 30);
+    const commentLen = zip.readUInt16LE(at + 32);
+    const local = zip.readUInt32LE(at + 42);
+    const name = zip.subarray(at + 46, at + 46 + nameLen).toString('utf8');
+    const dataAt = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const data = zip.subarray(dataAt, dataAt + compressed);
+    out.set(name, method === 8 ? inflateRawSync(data) : Buffer.from(data));
+    at += 46 + nameLen + extraLen + commentLen;
+  }
+  return out;
+}
+
+/** A one-page PDF saying hello. */
+export function helloPdf(text: string): Buffer {
+  const stream = `BT /F1 18 Tf 72 720 Td (${text.replace(/[()\\]/g, '')}) Tj ET`;
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
+    `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`,
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+  ];
+  let pdf = '%PDF-1.4\n';
+  const offsets: number[] = [];
+  objects.forEach((o, i) => {
+    offsets.push(pdf.length);
+    pdf += `${i + 1} 0 obj\n${o}\nendobj\n`;
+  });
+  const xref = pdf.length;
+  pdf += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}`;
+  pdf += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(pdf, 'latin1');
+}
+
+class DemoError extends Error {}
+
+export async function demo(config: Config, out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
+  const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
+  const I = `http://${host}:${config.INGESTION_PORT}`;
+  const S = `http://${host}:${config.STORAGE_PORT}`;
+  const step = (n: number, text: string) => out(`\n${n}. ${text}`);
+
+  for (const [name, base] of [
+    ['ingestion', I],
+    ['storage', S],
+  ]) {
+    const ok = await fetch(`${base}/health/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (!ok) throw new DemoError(`The ${name} service is not answering at ${base}. Start postbud first: npm start`);
+  }
+
+  const examplesFile = path.resolve(config.DATA_DIR, 'seed-persons.json');
+  if (!existsSync(examplesFile)) {
+    step(0, 'Seeding the registry (postbud seed --persons 200)');
+    await seed(config, ['--persons', '200']);
+  }
+  const examples = JSON.parse(readFileSync(examplesFile, 'utf8')) as Record<string, string[]>;
+  const senderName = readSenders(defaultSendersFile())[0]!;
+  const sender = orgnrForName(senderName, new Set([DIGIPOST.orgnr, EBOKS.orgnr, PRINT_PROVIDER.orgnr]));
+  const asSender = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: sender, scope: SCOPES.send, audience: config.AUTH_AUDIENCE })}` };
+  const json = async <T>(res: Response): Promise<T> => {
+    const body = (await res.json()) as T;
+    if (!res.ok) throw new DemoError(`${res.status} from ${res.url}: ${JSON.stringify(body)}`);
+    return body;
+  };
+
+  const personId = examples.mailbox?.[0];
+  if (!personId) throw new DemoError(`No person with a mailbox in ${examplesFile}; run postbud seed`);
+  step(1, `${senderName} (${sender}) asks whether person ${personId.slice(0, 6)}***** can get digital mail`);
+  const caps = await json<{ digital: { possible: boolean; provider: { orgnr: string; name: string } | null; mailboxAddress: string | null }; canNotify: boolean }>(
+    await fetch(`${I}/v1/capabilities/${personId}`, { headers: asSender }),
+  );
+  out(`   digital: ${caps.digital.possible} via ${caps.digital.provider?.name} (${caps.digital.mailboxAddress}), can be alerted: ${caps.canNotify}`);
+  const provider = caps.digital.provider!;
+
+  step(2, 'The agency sends a letter (multipart: message JSON + PDF), with an Idempotency-Key');
+  const boundary = `----postbud-demo-${randomUUID()}`;
+  const message = {
+    recipient: { personId },
+    title: 'Velkommen til postbud',
+    language: 'nb',
+    securityLevel: 4,
+    openReceipt: true,
+    notifications: { email: { text: 'Du har fått et brev i din digitale postkasse.' }, repeatAfterDays: [7] },
+    documents: [{ name: 'brev.pdf', mime: 'application/pdf', main: true }],
+  };
+  const pdf = helloPdf('Hei! Dette brevet kom gjennom postbud.');
+  const payload = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="message"\r\n\r\n${JSON.stringify(message)}\r\n`),
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="document"; filename="brev.pdf"\r\nContent-Type: application/pdf\r\n\r\n`),
+    pdf,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const accepted = await json<{ id: string; route: string; status: string }>(
+    await fetch(`${I}/v1/messages`, {
+      method: 'POST',
+      headers: { ...asSender, 'content-type': `multipart/form-data; boundary=${boundary}`, 'idempotency-key': randomUUID() },
+      body: payload,
+    }),
+  );
+  out(`   201 Created: message ${accepted.id}, route ${accepted.route}, status ${accepted.status}`);
+
+  step(3, `${provider.name} lists its deliveries and downloads the package (CMS EnvelopedData)`);
+  const asProvider = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: provider.orgnr, scope: SCOPES.provider, audience: config.AUTH_AUDIENCE })}` };
+  let delivery: { id: string; messageId: string; size: number; fingerprint: string } | undefined;
+  for (let i = 0; i < 20 && !delivery; i++) {
+    const list = await json<{ deliveries: { id: string; messageId: string; size: number; fingerprint: string }[] }>(await fetch(`${S}/v1/deliveries?limit=500`, { headers: asProvider }));
+    delivery = list.deliveries.find((d) => d.messageId === accepted.id);
+    if (!delivery) await new Promise((r) => setTimeout(r, 250));
+  }
+  if (!delivery) throw new DemoError('The delivery did not show up in the provider listing');
+  const cms = Buffer.from(await (await fetch(`${S}/v1/deliveries/${delivery.id}/package`, { headers: asProvider })).arrayBuffer());
+  out(`   delivery ${delivery.id}: ${cms.length} bytes, SHA-256 ${delivery.fingerprint.slice(0, 16)}...`);
+  const keyFile = path.resolve(config.DATA_DIR, 'providers', provider.orgnr, 'key.pem');
+  const zip = decryptCms(cms, readFileSync(keyFile, 'utf8'));
+  const entries = readZip(zip);
+  out(`   decrypted with ${keyFile} (same as: openssl cms -decrypt -inform DER -recip cert.pem -inkey key.pem)`);
+  out(`   ASiC-E package: ${[...entries.keys()].join(', ')}`);
+  const jwks = await json<JSONWebKeySet>(await fetch(`${I}/.well-known/jwks.json`));
+  const [h, , s] = entries.get('META-INF/manifest.jws')!.toString().split('.');
+  await compactVerify(`${h}.${entries.get('manifest.json')!.toString('base64url')}.${s}`, createLocalJWKSet(jwks));
+  out(`   manifest signature verified against the hub JWKS; brev.pdf is ${entries.get('brev.pdf')?.equals(pdf) ? 'identical to what was sent' : 'DIFFERENT'}`);
+
+  step(4, `${provider.name} acknowledges the delivery and later reports it opened`);
+  await json(await fetch(`${S}/v1/deliveries/${delivery.id}/ack`, { method: 'POST', headers: asProvider }));
+  await json(
+    await fetch(`${S}/v1/deliveries/${delivery.id}/events`, {
+      method: 'POST',
+      headers: { ...asProvider, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'OPENED', at: new Date().toISOString(), securityLevel: 4 }),
+    }),
+  );
+  out('   DELIVERED, then OPENED');
+
+  step(5, 'The agency pulls its receipts, verifies each signature against the JWKS, and acknowledges them');
+  let receipts: { id: string; type: string; messageId: string; jws: string }[] = [];
+  for (let i = 0; i < 20; i++) {
+    const pulled = await json<{ receipts: typeof receipts }>(await fetch(`${I}/v1/receipts?limit=100`, { headers: asSender }));
+    receipts = pulled.receipts.filter((r) => r.messageId === accepted.id);
+    if (receipts.some((r) => r.type === 'OPENED')) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  for (const r of receipts) {
+    const { protectedHeader } = await compactVerify(r.jws, createLocalJWKSet(jwks));
+    out(`   ${r.type.padEnd(20)} signed by ${protectedHeader.kid} (${protectedHeader.alg}) - verified`);
+  }
+  const ack = await json<{ acknowledged: number }>(
+    await fetch(`${I}/v1/receipts/ack`, { method: 'POST', headers: { ...asSender, 'content-type': 'application/json' }, body: JSON.stringify({ ids: receipts.map((r) => r.id) }) }),
+  );
+  out(`   acknowledged ${ack.acknowledged}`);
+
+  step(6, 'The letter as the agency sees it now: GET /v1/messages/{id}');
+  const status = await json<{ status: string; eFormidlingStatus: string; timeline: { seq: number; type: string; at: string; hash: string }[] }>(
+    await fetch(`${I}/v1/messages/${accepted.id}`, { headers: asSender }),
+  );
+  out(`   status ${status.status} (eFormidling: ${status.eFormidlingStatus})`);
+  for (const e of status.timeline) out(`   ${String(e.seq).padStart(2)}  ${e.at}  ${e.type.padEnd(18)} ${e.hash.slice(0, 16)}...`);
+  out(`\nDone. Try the API docs at ${I}/docs and ${S}/docs.`);
+}
+
+export { DemoError };

@@ -1,0 +1,43 @@
+import t from 'tap';
+import { freePort } from '../harness/free-port.js';
+import { testDatabase } from '../helpers/database.js';
+import { runTs, waitForHttp } from '../helpers/processes.js';
+import { testDataDir } from '../helpers/service.js';
+
+t.test('postbud demo runs one letter through a running postbud start', async (t) => {
+  const { url } = await testDatabase(t);
+  const dataDir = testDataDir(t);
+  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const env = {
+    DATABASE_URL: url,
+    DATA_DIR: dataDir,
+    QUEUE_PREFIX: 'e2e_demo',
+    LOG_LEVEL: 'warn',
+    REGISTRY_PORT: String(ports[0]),
+    INGESTION_PORT: String(ports[1]),
+    STORAGE_PORT: String(ports[2]),
+    NOTIFICATION_PORT: String(ports[3]),
+  };
+  const before = runTs(t, 'scripts/cli.ts', ['demo'], env);
+  t.equal((await before.exited).code, 1, 'without a running system it says what to do');
+  t.match(before.output(), /npm start/);
+
+  const system = runTs(t, 'scripts/cli.ts', ['start'], env);
+  for (const port of ports) await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 60_000);
+  const run = runTs(t, 'scripts/cli.ts', ['demo'], env);
+  const { code } = await run.exited;
+  const out = run.output();
+  t.equal(code, 0, out);
+  t.match(out, /201 Created: message [0-9a-f-]{36}, route DIGITAL/);
+  t.match(out, /manifest signature verified against the hub JWKS; brev\.pdf is identical to what was sent/);
+  t.match(out, /DELIVERED\s+signed by hub-.* - verified/);
+  t.match(out, /OPENED\s+signed by hub-.* - verified/);
+  t.match(out, /acknowledged 2/);
+  t.match(out, /status OPENED \(eFormidling: LEST\)/);
+  t.match(out, /SEALED[\s\S]*DELIVERED[\s\S]*OPENED/);
+  const again = runTs(t, 'scripts/cli.ts', ['demo'], env);
+  t.equal((await again.exited).code, 0, 'runs again without seeding');
+  t.notMatch(again.output(), /Seeding/);
+  system.child.kill('SIGINT');
+  await system.exited;
+});
