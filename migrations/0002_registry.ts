@@ -6,9 +6,11 @@ import { sql, type Kysely } from 'kysely';
  * reservation and mailbox changes; the change feed; the lookup audit.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
+  // personIds are digits: the "C" collation compares them bytewise, which makes the index probes
+  // of a 1000-person lookup several times cheaper than a locale-aware collation would.
   await sql`
     create table persons (
-      person_id text primary key,
+      person_id text collate "C" primary key,
       status text not null default 'ACTIVE' check (status in ('ACTIVE', 'DELETED')),
       reserved boolean not null default false,
       reserved_at timestamptz,
@@ -43,7 +45,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     create table mailboxes (
       id bigserial primary key,
-      person_id text not null,
+      person_id text collate "C" not null,
       provider_orgnr text not null references providers,
       address text not null,
       certificate bytea,

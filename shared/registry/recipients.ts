@@ -50,54 +50,64 @@ export interface RecipientQueryOptions {
   certificates?: boolean;
 }
 
-/**
- * The one set-based query behind every lookup: persons by id with their active mailbox at an
- * active provider (and the mailbox's own certificate). Provider certificates are read separately,
- * once per provider, so 1000 persons at Digipost do not carry 1000 copies of one certificate.
- */
-export function recipientsQuery(db: DbLike, personIds: readonly string[], withMailbox = true) {
-  const base = db
-    .selectFrom('persons as p')
-    .select([
-      'p.person_id',
-      'p.status',
-      'p.reserved',
-      'p.reserved_at',
-      'p.reservation_updated_at',
-      'p.language',
-      'p.language_updated_at',
-      'p.email',
-      'p.email_updated_at',
-      'p.email_verified_at',
-      'p.mobile',
-      'p.mobile_updated_at',
-      'p.mobile_verified_at',
-    ])
-    .where('p.person_id', '=', sql<string>`any(${sql.val(personIds)}::text[])`);
-  if (!withMailbox) {
-    return base.select([
-      sql<string | null>`null`.as('provider_orgnr'),
-      sql<string | null>`null`.as('provider_name'),
-      sql<'digital' | 'print' | null>`null`.as('provider_kind'),
-      sql<string | null>`null`.as('mailbox_address'),
-      sql<Buffer | null>`null`.as('mailbox_certificate'),
-    ]);
-  }
-  return base
-    .leftJoin('mailboxes as m', (j) => j.onRef('m.person_id', '=', 'p.person_id').on('m.active', '=', true))
-    .leftJoin('providers as pr', (j) => j.onRef('pr.orgnr', '=', 'm.provider_orgnr').on('pr.status', '=', 'active'))
-    .select([
-      'pr.orgnr as provider_orgnr',
-      'pr.name as provider_name',
-      'pr.kind as provider_kind',
-      'm.address as mailbox_address',
-      'm.certificate as mailbox_certificate',
-    ]);
+/** A row of the lookup query; timestamps come as epoch milliseconds (cheaper to parse than timestamptz text). */
+export interface RecipientRow {
+  person_id: string;
+  status: 'ACTIVE' | 'DELETED';
+  reserved: boolean;
+  reserved_at: number | null;
+  reservation_updated_at: number | null;
+  language: string | null;
+  language_updated_at: number | null;
+  email: string | null;
+  email_updated_at: number | null;
+  email_verified_at: number | null;
+  mobile: string | null;
+  mobile_updated_at: number | null;
+  mobile_verified_at: number | null;
+  provider_orgnr: string | null;
+  provider_name: string | null;
+  provider_kind: 'digital' | 'print' | null;
+  mailbox_address: string | null;
+  mailbox_certificate: Buffer | null;
 }
 
-function contactPoint(address: string | null, updatedAt: Date | null, verifiedAt: Date | null, now: Date): ContactPoint | undefined {
+const ms = (column: string) => sql.raw(`(extract(epoch from ${column}) * 1000)::float8`);
+
+/**
+ * The one set-based query behind every lookup: the requested ids drive a nested loop over the
+ * primary key of persons and the partial unique index of active mailboxes (one index probe each
+ * per person, whatever the table sizes), joined to active providers. Provider certificates are
+ * read separately, once per provider, so 1000 persons at Digipost do not carry 1000 copies of
+ * one certificate.
+ */
+export function recipientsQuery(personIds: readonly string[], withMailbox = true) {
+  const mailbox = withMailbox
+    ? sql`pr.orgnr as provider_orgnr, pr.name as provider_name, pr.kind as provider_kind, m.address as mailbox_address, m.certificate as mailbox_certificate`
+    : sql`null as provider_orgnr, null as provider_name, null as provider_kind, null as mailbox_address, null::bytea as mailbox_certificate`;
+  const joins = withMailbox
+    ? sql`left join mailboxes m on m.person_id = p.person_id and m.active
+          left join providers pr on pr.orgnr = m.provider_orgnr and pr.status = 'active'`
+    : sql``;
+  return sql<RecipientRow>`
+    select p.person_id, p.status, p.reserved, ${ms('p.reserved_at')} as reserved_at,
+           ${ms('p.reservation_updated_at')} as reservation_updated_at,
+           p.language, ${ms('p.language_updated_at')} as language_updated_at,
+           p.email, ${ms('p.email_updated_at')} as email_updated_at, ${ms('p.email_verified_at')} as email_verified_at,
+           p.mobile, ${ms('p.mobile_updated_at')} as mobile_updated_at, ${ms('p.mobile_verified_at')} as mobile_verified_at,
+           ${mailbox}
+      from unnest(${sql.val(personIds)}::text[]) as ids(person_id)
+      join persons p on p.person_id = ids.person_id
+      ${joins}`;
+}
+
+const toDate = (v: number | null): Date | null => (v === null ? null : new Date(v));
+
+function contactPoint(address: string | null, updatedAt: number | null, verifiedAt: number | null, now: Date): ContactPoint | undefined {
   if (address === null || updatedAt === null) return undefined;
-  return { address, updatedAt, verifiedAt, usable: contactUsable(updatedAt, verifiedAt, now) };
+  const u = new Date(updatedAt);
+  const v = toDate(verifiedAt);
+  return { address, updatedAt: u, verifiedAt: v, usable: contactUsable(u, v, now) };
 }
 
 /**
@@ -109,7 +119,7 @@ export async function findRecipients(db: DbLike, personIds: readonly string[], o
   const withMailbox = opts.mailbox ?? true;
   const withCerts = withMailbox && (opts.certificates ?? true);
   const unique = [...new Set(personIds)];
-  const rows = unique.length === 0 ? [] : await recipientsQuery(db, unique, withMailbox).execute();
+  const rows = unique.length === 0 ? [] : (await recipientsQuery(unique, withMailbox).execute(db)).rows;
 
   const providerCerts = new Map<string, Buffer>();
   if (withCerts) {
@@ -130,10 +140,10 @@ export async function findRecipients(db: DbLike, personIds: readonly string[], o
       personId: r.person_id,
       status: r.status,
       reserved: r.reserved,
-      reservedAt: r.reserved_at,
-      reservationUpdatedAt: r.reservation_updated_at,
+      reservedAt: toDate(r.reserved_at),
+      reservationUpdatedAt: toDate(r.reservation_updated_at),
       language: r.language,
-      languageUpdatedAt: r.language_updated_at,
+      languageUpdatedAt: toDate(r.language_updated_at),
       canNotify: active && !r.reserved && (email?.usable === true || mobile?.usable === true),
     };
     if (email) rec.email = email;
