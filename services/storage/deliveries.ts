@@ -126,11 +126,89 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
   return mapLimit(leased, 4, async (d) => ({ delivery: d, envelope: await ensureEnvelope(ctx, d) }));
 }
 
-export async function packageFor(ctx: StorageContext, org: string, id: string): Promise<{ delivery: ProviderDelivery; envelope: Envelope }> {
-  await providerStatus(ctx.db, org);
-  const delivery = await ownDelivery(ctx.db, org, id);
+/**
+ * The download's one query, a named prepared statement (planned once per connection): the
+ * delivery if it is addressed to `org`, its package, the recipient certificate, the provider's
+ * status and the first ciphertext chunk, so a small package needs no second round trip.
+ */
+const PULL_QUERY = `
+  select d.id, d.message_id, d.sender_orgnr, d.person_id, d.route, d.provider_orgnr, d.mailbox_address, d.title,
+         d.security_level, d.available_at, d.print_instructions, d.state, d.leased_until, d.acked_at, d.package_id,
+         d.envelope_header, d.envelope_cert_sha256, d.fingerprint,
+         p.status as package_status, p.ciphertext_size, p.chunk_count,
+         coalesce(m.certificate, pr.certificate) as certificate, pr.status as provider_status,
+         (select c.data from package_chunks c where c.package_id = d.package_id and c.seq = 0) as first_chunk
+    from deliveries d
+    join packages p on p.id = d.package_id
+    left join providers pr on pr.orgnr = d.provider_orgnr
+    left join mailboxes m on m.provider_orgnr = d.provider_orgnr and m.address = d.mailbox_address
+   where d.id = $1 and d.provider_orgnr = $2`;
+
+interface PullRow {
+  id: string;
+  message_id: string;
+  sender_orgnr: string;
+  person_id: string;
+  route: DeliveryRoute;
+  provider_orgnr: string;
+  mailbox_address: string | null;
+  title: string;
+  security_level: number;
+  available_at: Date;
+  print_instructions: unknown;
+  state: DeliveryState;
+  leased_until: Date | null;
+  acked_at: Date | null;
+  package_id: string;
+  envelope_header: Buffer | null;
+  envelope_cert_sha256: Buffer | null;
+  fingerprint: Buffer | null;
+  package_status: string;
+  ciphertext_size: string | null;
+  chunk_count: number | null;
+  certificate: Buffer | null;
+  provider_status: string | null;
+  first_chunk: Buffer | null;
+}
+
+export interface Pull {
+  delivery: ProviderDelivery;
+  envelope: Envelope;
+  /** Chunk 0 of the ciphertext when the package has any (already read with the delivery). */
+  firstChunk: Buffer | null;
+}
+
+export async function packageFor(ctx: StorageContext, org: string, id: string): Promise<Pull> {
+  const { rows } = await ctx.pool.query({ name: 'storage-pull', text: PULL_QUERY, values: [id, org] });
+  const r = rows[0] as PullRow | undefined;
+  if (!r) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
+  if (r.provider_status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
+  const delivery: ProviderDelivery = {
+    id: r.id,
+    messageId: r.message_id,
+    senderOrgnr: r.sender_orgnr,
+    personId: r.person_id,
+    route: r.route,
+    providerOrgnr: r.provider_orgnr,
+    mailboxAddress: r.mailbox_address,
+    title: r.title,
+    securityLevel: r.security_level,
+    availableAt: r.available_at,
+    print: r.print_instructions,
+    state: r.state,
+    leasedUntil: r.leased_until,
+    ackedAt: r.acked_at,
+    packageId: r.package_id,
+    envelopeHeader: r.envelope_header,
+    envelopeCertSha256: r.envelope_cert_sha256,
+    fingerprint: r.fingerprint,
+    packageStatus: r.package_status,
+    ciphertextSize: Number(r.ciphertext_size ?? 0),
+    chunks: r.chunk_count ?? 0,
+    certificateDer: r.certificate,
+  };
   if (delivery.packageStatus !== 'SEALED') throw new Problem(storageProblems.PACKAGE_PURGED, 'The hub keeps evidence, not letters: this package was purged after acknowledgement');
-  return { delivery, envelope: await ensureEnvelope(ctx, delivery) };
+  return { delivery, envelope: await ensureEnvelope(ctx, delivery), firstChunk: r.first_chunk };
 }
 
 const ACKED_STATE: Record<DeliveryRoute, DeliveryState> = { DIGITAL: 'DELIVERED', PRINT: 'PRINT_ACCEPTED' };

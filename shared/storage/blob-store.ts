@@ -9,8 +9,8 @@ import type { Database } from '../db/database.js';
 export interface BlobStore {
   /** Stores `source` under `id` (the package row exists already); returns bytes and pieces written. */
   put(id: string, source: AsyncIterable<Buffer>): Promise<{ size: number; chunks: number }>;
-  /** The bytes in order; `chunks` is the count `put` returned, so small blobs read in one query. */
-  read(id: string, chunks: number): AsyncIterable<Buffer>;
+  /** The bytes in order; `chunks` is the count `put` returned, so small blobs read in one query. `from` skips pieces already read. */
+  read(id: string, chunks: number, from?: number): AsyncIterable<Buffer>;
   delete(id: string): Promise<void>;
 }
 
@@ -22,6 +22,8 @@ export class PostgresBlobStore implements BlobStore {
     private readonly chunkBytes = DEFAULT_CHUNK_BYTES,
     /** Chunks fetched per query while reading (bounded memory: readAhead x chunkBytes). */
     private readonly readAhead = 4,
+    /** Chunk inserts allowed in flight beside the one being produced. */
+    private readonly writeAhead = 1,
   ) {}
 
   async put(id: string, source: AsyncIterable<Buffer>): Promise<{ size: number; chunks: number }> {
@@ -29,26 +31,38 @@ export class PostgresBlobStore implements BlobStore {
     let pendingBytes = 0;
     let seq = 0;
     let size = 0;
+    // One insert may run while the next chunk is being produced: encryption overlaps the I/O.
+    const inflight: Promise<unknown>[] = [];
     const flush = async () => {
       if (pendingBytes === 0) return;
       const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      await this.db.insertInto('package_chunks').values({ package_id: id, seq, data }).execute();
+      const insert = this.db.insertInto('package_chunks').values({ package_id: id, seq, data }).execute();
+      insert.catch(() => undefined); // awaited below; never unhandled
+      inflight.push(insert);
       seq += 1;
+      if (inflight.length > this.writeAhead) await inflight.shift();
     };
-    for await (const piece of source) {
-      pending.push(piece);
-      pendingBytes += piece.length;
-      size += piece.length;
-      if (pendingBytes >= this.chunkBytes) await flush();
+    try {
+      for await (const piece of source) {
+        pending.push(piece);
+        pendingBytes += piece.length;
+        size += piece.length;
+        if (pendingBytes >= this.chunkBytes) await flush();
+      }
+      await flush();
+      await Promise.all(inflight);
+    } catch (err) {
+      // Nothing may still be writing when the caller cleans up.
+      await Promise.allSettled(inflight);
+      throw err;
     }
-    await flush();
     return { size, chunks: seq };
   }
 
-  async *read(id: string, chunks: number): AsyncIterable<Buffer> {
-    for (let from = 0; from < chunks; from += this.readAhead) {
+  async *read(id: string, chunks: number, start = 0): AsyncIterable<Buffer> {
+    for (let from = start; from < chunks; from += this.readAhead) {
       const rows = await this.db
         .selectFrom('package_chunks')
         .select(['seq', 'data'])

@@ -77,20 +77,20 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const { delivery, envelope } = await packageFor(ctx(), clientOf(request).org, id);
+      const { delivery, envelope, firstChunk } = await packageFor(ctx(), clientOf(request).org, id);
       const etag = `"${envelope.fingerprint.toString('hex')}"`;
       reply.header('etag', etag).header('cache-control', 'private, no-store');
       if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+      reply.type(CMS_CONTENT_TYPE).header('content-length', String(envelope.size)).header('content-disposition', `attachment; filename="${delivery.id}.p7m"`);
+      // A one-chunk package (up to 1 MB) is already in hand: send it without stream machinery.
+      if (delivery.chunks === 1 && firstChunk) return reply.send(Buffer.concat([envelope.header, firstChunk]));
       const blobs = ctx().blobs;
       async function* body() {
         yield envelope.header;
-        yield* blobs.read(delivery.packageId, delivery.chunks);
+        if (firstChunk) yield firstChunk;
+        yield* blobs.read(delivery.packageId, delivery.chunks, firstChunk ? 1 : 0);
       }
-      return reply
-        .type(CMS_CONTENT_TYPE)
-        .header('content-length', String(envelope.size))
-        .header('content-disposition', `attachment; filename="${delivery.id}.p7m"`)
-        .send(Readable.from(body(), { objectMode: false }));
+      return reply.send(Readable.from(body(), { objectMode: false }));
     },
   );
 

@@ -216,3 +216,16 @@ t.test('print: instructions in the listing, PRINT_ACCEPTED, PRINTED, RETURNED', 
   t.same(receipts.map((r) => r.type), ['PRINT_ACCEPTED', 'RETURNED']);
   t.equal(await ts.deps.db.kysely.selectFrom('outbox').select('id').execute().then((r) => r.length), 0, 'print does not schedule alerts');
 });
+
+t.test('a package larger than one chunk streams to the provider intact', async (t) => {
+  const ts = await setup(t);
+  const big = (await import('node:crypto')).randomBytes(2_500_000);
+  const d = await seedDelivery(ts.deps, { documents: [{ name: 'stor.pdf', mime: 'application/pdf', bytes: big }] });
+  t.ok(d.sealed.chunks > 1, `${d.sealed.chunks} chunks`);
+  const headers = await ts.auth(DIGIPOST);
+  const pkg = await ts.app.inject({ method: 'GET', url: `/v1/deliveries/${d.id}/package`, headers });
+  t.equal(pkg.statusCode, 200);
+  t.equal(Number(pkg.headers['content-length']), pkg.rawPayload.length);
+  const entries = await unzip(await opensslDecrypt(t, pkg.rawPayload, digipost));
+  t.same(entries.find((e) => e.name === 'stor.pdf')!.data, big);
+});
