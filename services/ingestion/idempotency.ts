@@ -3,6 +3,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../shared/db/database.js';
 import { canonicalJson } from '../../shared/evidence/chain.js';
+import { commonProblems, Problem } from '../../shared/errors/problem.js';
 
 /**
  * Idempotency-Key handling (see docs/ingestion.md):
@@ -94,6 +95,8 @@ export async function deleteExpiredKeys(db: Kysely<Database>, limit = 5000): Pro
 export class InFlightLocks {
   private readonly clients: (Promise<pg.Client> | undefined)[];
   private readonly held = new Set<string>();
+  /** One query at a time per connection (pg no longer queues them for us). */
+  private readonly tails: Promise<unknown>[];
   private closed = false;
 
   constructor(
@@ -101,6 +104,13 @@ export class InFlightLocks {
     connections = 2,
   ) {
     this.clients = new Array<Promise<pg.Client> | undefined>(connections).fill(undefined);
+    this.tails = new Array<Promise<unknown>>(connections).fill(Promise.resolve());
+  }
+
+  private query<T extends pg.QueryResultRow>(i: number, text: string, values: unknown[]): Promise<pg.QueryResult<T>> {
+    const run = this.tails[i]!.catch(() => undefined).then(async () => (await this.client(i)).query<T>(text, values));
+    this.tails[i] = run;
+    return run;
   }
 
   private slot(name: string): number {
@@ -127,25 +137,24 @@ export class InFlightLocks {
 
   /** Takes the lock or returns false when another request (here or in another process) holds it. */
   async tryLock(name: string): Promise<boolean> {
-    if (this.closed) throw new Error('locks are closed');
+    if (this.closed) throw new Problem(commonProblems.UNAVAILABLE, 'The service is stopping');
     if (this.held.has(name)) return false;
     this.held.add(name);
     try {
-      const client = await this.client(this.slot(name));
-      const r = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [name]);
+      const r = await this.query<{ ok: boolean }>(this.slot(name), 'select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [name]);
       if (!r.rows[0]?.ok) this.held.delete(name);
       return r.rows[0]?.ok === true;
-    } catch (err) {
+    } catch {
       this.held.delete(name);
-      throw err;
+      throw new Problem(commonProblems.UNAVAILABLE, 'The database is not reachable; retry');
     }
   }
 
   async unlock(name: string): Promise<void> {
     if (!this.held.delete(name)) return;
-    const c = this.clients[this.slot(name)];
-    if (!c) return;
-    await c.then((client) => client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [name])).catch(() => undefined);
+    const i = this.slot(name);
+    if (!this.clients[i]) return; // the connection is gone, and its locks with it
+    await this.query(i, 'select pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => undefined);
   }
 
   async close(): Promise<void> {

@@ -2,8 +2,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
+import type { Transaction } from 'kysely';
 import { Compile } from 'typebox/compile';
 import type { ServiceDeps } from '../../shared/app/deps.js';
+import type { Database } from '../../shared/db/database.js';
 import { checkDocumentName, PackageError, type DocumentInput, type ManifestInput, type PrintInstructions } from '../../shared/crypto/asice.js';
 import { commonProblems, Problem } from '../../shared/errors/problem.js';
 import { isValidPersonId } from '../../shared/ids/person-id.js';
@@ -11,7 +13,8 @@ import { enqueue } from '../../shared/outbox/outbox.js';
 import { findSender } from '../../shared/registry/recipients.js';
 import type { StorageContext } from '../../shared/storage/context.js';
 import { createDelivery } from '../../shared/storage/deliveries.js';
-import { sealPackage } from '../../shared/storage/packages.js';
+import { PostgresBlobStore } from '../../shared/storage/blob-store.js';
+import { sealPackage, type SealedPackage } from '../../shared/storage/packages.js';
 import { DocumentGuard, documentType, type SizeBudget } from './documents.js';
 import { EXPIRY_JOB, INGESTION_QUEUE, type ExpiryJob } from './expiry.js';
 import { findAnswer, isValidIdempotencyKey, requestFingerprint, storeAnswer, type InFlightLocks, type StoredAnswer } from './idempotency.js';
@@ -33,6 +36,8 @@ export interface SubmitResult {
 
 const messageValidator = Compile(MessagePartSchema);
 const MAX_MESSAGE_PART = 256 * 1024;
+/** Requests up to this size are sealed inside the letter's transaction (see submitLetter). */
+export const SEAL_IN_TRANSACTION_BYTES = 2 * 1024 * 1024;
 
 /** The sender behind a token may send only while onboarded and active. */
 export async function requireActiveSender(deps: ServiceDeps, org: string) {
@@ -246,9 +251,8 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
     throw new Problem(ingestionProblems.IDEMPOTENCY_IN_FLIGHT, 'A request with this Idempotency-Key is in progress; retry after it completes', {}, { 'retry-after': '1' });
   }
   try {
-    // It may have completed between the first look and the lock.
-    const done = await findAnswer(db, org, key);
-    if (done) return replay(done, await fingerprintOnly(parts, valid, budget));
+    // A duplicate that completed between the first look and the lock is caught at commit: the
+    // key's primary key refuses a second answer (LostRace) and the stored one is replayed.
     const part = valid.part;
     if (part.senderReference) {
       const dup = await db.selectFrom('messages').select('id').where('sender_orgnr', '=', org).where('sender_reference', '=', part.senderReference).executeTakeFirst();
@@ -270,65 +274,80 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
     };
 
     const failure: { err?: unknown } = {};
-    let sealed;
-    try {
-      sealed = await sealPackage(storage, { manifest, documents: documentStreams(parts, valid.documents, budget, failure) });
-    } catch (err) {
-      const cause = failure.err ?? err;
-      if (cause instanceof Problem) throw cause;
-      if ((cause as { code?: string }).code?.startsWith('FST_') || cause instanceof PackageError) throw partsError(cause);
-      throw cause;
-    }
-    const requestHash = requestFingerprint(valid.raw, sealed.manifest.documents);
-    const body = {
-      id: messageId,
-      route: route.route,
-      provider: { orgnr: route.providerOrgnr, name: route.providerName },
-      status: 'ACCEPTED',
-      senderReference: part.senderReference ?? null,
-      links: { self: `/v1/messages/${messageId}`, receipts: '/v1/receipts' },
-    };
-    const notifications = part.notifications ? { ...part.notifications, repeatAfterDays: part.notifications.repeatAfterDays ?? [] } : null;
-    try {
-      await db.transaction().execute(async (trx) => {
-        if (!(await storeAnswer(trx, org, key, { requestHash, messageId, response: body }, config.IDEMPOTENCY_TTL_HOURS))) throw new LostRace();
-        await trx
-          .insertInto('messages')
-          .values({
-            id: messageId,
-            sender_orgnr: org,
-            sender_reference: part.senderReference ?? null,
-            person_id: part.recipient.personId,
-            title: part.title,
-            language: part.language,
-            security_level: part.securityLevel,
-            available_at: valid.availableAt,
-            open_receipt: part.openReceipt ?? false,
-            notifications: notifications ? JSON.stringify(notifications) : null,
-            print: print ? JSON.stringify(print) : null,
-            route: route.route,
-            provider_orgnr: route.providerOrgnr,
-            package_id: sealed.packageId,
-            manifest_sha256: sealed.manifestSha256,
-            documents: JSON.stringify(sealed.manifest.documents.map((d, i) => ({ ...d, main: i === 0 }))),
-          })
-          .execute();
-        const delivery = await createDelivery(trx, storage, {
-          messageId,
-          senderOrgnr: org,
-          personId: part.recipient.personId,
-          route: route.route,
-          providerOrgnr: route.providerOrgnr,
-          mailboxAddress: route.mailboxAddress,
-          title: part.title,
-          securityLevel: part.securityLevel,
-          availableAt: valid.availableAt,
-          print: route.route === 'PRINT' ? print : null,
-          sealed,
-        });
-        const job: ExpiryJob = { messageId, deliveryId: delivery.id };
-        await enqueue(trx, { queue: INGESTION_QUEUE, name: EXPIRY_JOB, data: job, delayMs: config.DELIVERY_EXPIRY_SECONDS * 1000 });
+    const seal = (sctx: StorageContext) =>
+      sealPackage(sctx, { manifest, documents: documentStreams(parts, valid.documents, budget, failure) }).catch((err: unknown) => {
+        const cause = failure.err ?? err;
+        if (cause instanceof Problem) throw cause;
+        if ((cause as { code?: string }).code?.startsWith('FST_') || cause instanceof PackageError) throw partsError(cause);
+        throw cause;
       });
+    const notifications = part.notifications ? { ...part.notifications, repeatAfterDays: part.notifications.repeatAfterDays ?? [] } : null;
+    let body: Record<string, unknown> | undefined;
+    let requestHash = '';
+    let documents = 0;
+    const commit = async (trx: Transaction<Database>, sealed: SealedPackage) => {
+      requestHash = requestFingerprint(valid.raw, sealed.manifest.documents);
+      documents = sealed.manifest.documents.length;
+      body = {
+        id: messageId,
+        route: route.route,
+        provider: { orgnr: route.providerOrgnr, name: route.providerName },
+        status: 'ACCEPTED',
+        senderReference: part.senderReference ?? null,
+        links: { self: `/v1/messages/${messageId}`, receipts: '/v1/receipts' },
+      };
+      if (!(await storeAnswer(trx, org, key, { requestHash, messageId, response: body }, config.IDEMPOTENCY_TTL_HOURS))) throw new LostRace();
+      await trx
+        .insertInto('messages')
+        .values({
+          id: messageId,
+          sender_orgnr: org,
+          sender_reference: part.senderReference ?? null,
+          person_id: part.recipient.personId,
+          title: part.title,
+          language: part.language,
+          security_level: part.securityLevel,
+          available_at: valid.availableAt,
+          open_receipt: part.openReceipt ?? false,
+          notifications: notifications ? JSON.stringify(notifications) : null,
+          print: print ? JSON.stringify(print) : null,
+          route: route.route,
+          provider_orgnr: route.providerOrgnr,
+          package_id: sealed.packageId,
+          manifest_sha256: sealed.manifestSha256,
+          documents: JSON.stringify(sealed.manifest.documents.map((d, i) => ({ ...d, main: i === 0 }))),
+        })
+        .execute();
+      const delivery = await createDelivery(trx, storage, {
+        messageId,
+        senderOrgnr: org,
+        personId: part.recipient.personId,
+        route: route.route,
+        providerOrgnr: route.providerOrgnr,
+        mailboxAddress: route.mailboxAddress,
+        title: part.title,
+        securityLevel: part.securityLevel,
+        availableAt: valid.availableAt,
+        print: route.route === 'PRINT' ? print : null,
+        sealed,
+      });
+      const job: ExpiryJob = { messageId, deliveryId: delivery.id };
+      await enqueue(trx, { queue: INGESTION_QUEUE, name: EXPIRY_JOB, data: job, delayMs: config.DELIVERY_EXPIRY_SECONDS * 1000 });
+    };
+    const length = Number(request.headers['content-length']);
+    try {
+      if (Number.isFinite(length) && length <= SEAL_IN_TRANSACTION_BYTES) {
+        // Small letters (the common case) are sealed inside the letter's own transaction: one
+        // commit for package, chunks, message, delivery, event and job, and nothing left behind
+        // by a crash at any point. The body is small, so the transaction is short.
+        await db.transaction().execute(async (trx) => commit(trx, await seal({ ...storage, db: trx, blobs: new PostgresBlobStore(trx) })));
+      } else {
+        // Large letters stream into the sealer first so no transaction stays open during a long
+        // upload; a crash before the commit leaves only an unreferenced package, which the
+        // storage retention sweep removes.
+        const sealed = await seal(storage);
+        await db.transaction().execute((trx) => commit(trx, sealed));
+      }
     } catch (err) {
       if (err instanceof LostRace) {
         const winner = await findAnswer(db, org, key);
@@ -338,8 +357,8 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
       if (isUniqueViolation(err, 'sender_reference')) throw new Problem(ingestionProblems.DUPLICATE_SENDER_REFERENCE, 'senderReference is already used by another letter');
       throw err;
     }
-    request.log.info({ messageId, route: route.route, documents: sealed.manifest.documents.length, bytes: budget.used }, 'letter accepted');
-    return { status: 201, body, replayed: false };
+    request.log.info({ messageId, route: route.route, documents, bytes: budget.used }, 'letter accepted');
+    return { status: 201, body: body!, replayed: false };
   } finally {
     await locks.unlock(lockName);
   }
