@@ -10,6 +10,9 @@ import { sql, type Kysely } from 'kysely';
 import type { Test } from 'tap';
 import type { ManifestInput } from '../../../shared/crypto/asice.js';
 import type { Database } from '../../../shared/db/database.js';
+import type { Config } from '../../../shared/config/config.js';
+import type { Db } from '../../../shared/db/connect.js';
+import type { Entry } from 'yauzl';
 
 const run = promisify(execFile);
 
@@ -133,7 +136,7 @@ export const PRINT_INSTRUCTIONS = {
 };
 
 /** Seals a package and creates its delivery the way the intake will: through the shared functions. */
-export async function seedDelivery(deps: { config: import('../../../shared/config/config.js').Config; db: import('../../../shared/db/connect.js').Db }, opts: SeedDelivery = {}) {
+export async function seedDelivery(deps: { config: Config; db: Db }, opts: SeedDelivery = {}) {
   const { storageContext } = await import('../../../shared/storage/context.js');
   const { sealPackage } = await import('../../../shared/storage/packages.js');
   const { createDelivery } = await import('../../../shared/storage/deliveries.js');
@@ -187,7 +190,7 @@ export async function unzip(zip: Buffer): Promise<ZipEntryData[]> {
       const out: ZipEntryData[] = [];
       file.on('error', reject);
       file.on('end', () => resolve(out));
-      file.on('entry', (entry: import('yauzl').Entry) => {
+      file.on('entry', (entry: Entry) => {
         file.openReadStream(entry, (e, stream) => {
           if (e || !stream) return reject(e ?? new Error('no stream'));
           collect(stream as AsyncIterable<Buffer>).then((data) => {
