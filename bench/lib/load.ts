@@ -17,6 +17,8 @@ export async function load(opts: {
   connections?: number;
   durationS?: number;
   rate?: number;
+  /** Replace `[<id>]` in the request (headers and body) with a fresh id per request, e.g. an Idempotency-Key. */
+  idReplacement?: boolean;
 }): Promise<LoadResult> {
   const connections = opts.connections ?? 32;
   const result = await autocannon({
@@ -27,6 +29,7 @@ export async function load(opts: {
     connections,
     duration: opts.durationS ?? 10,
     ...(opts.rate ? { overallRate: opts.rate } : {}),
+    ...(opts.idReplacement ? { idReplacement: true } : {}),
   });
   return {
     requestsPerSec: result.requests.average,
