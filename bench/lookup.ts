@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { sql } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { issueDevToken } from '../shared/auth/dev-issuer.js';
 import { SCOPES } from '../shared/auth/scopes.js';
 import { connectDb } from '../shared/db/connect.js';
@@ -194,12 +194,15 @@ try {
   const raw = await rawSql(database.url, work);
   const registry = await startRegistry(database.url, dataDir);
   const token = await issueDevToken(dataDir, { org: '974760673', scope: `${SCOPES.lookup} ${SCOPES.lookupContact} ${SCOPES.lookupDigitalPost}`, audience: 'postbud' });
+  const basicToken = await issueDevToken(dataDir, { org: '974760673', scope: SCOPES.lookup, audience: 'postbud' });
   let api;
+  let basic;
   let serverMem;
   try {
-    // Warm-up (JIT, pool, plan cache), then the measured run.
+    // Warm-up (JIT, pool, plan cache), then the measured runs.
     await endpoint(registry.url, token, work.slice(0, 20)).catch(() => undefined);
     api = await endpoint(registry.url, token, work);
+    basic = await endpoint(registry.url, basicToken, work);
     serverMem = rssOf(registry.pid);
   } finally {
     await registry.stop();
@@ -215,6 +218,16 @@ try {
       errors: api.errors,
       'server RSS MB': mb(serverMem.rss),
       'server peak MB': mb(serverMem.peak),
+    },
+    {
+      scenario: 'POST /v1/persons/lookup (1000/batch, postbud:lookup only)',
+      'batches/s': basic.batchesPerSec,
+      'persons/s': personsPerSec(basic.batchesPerSec),
+      'p50 ms': basic.p50Ms,
+      'p99 ms': basic.p99Ms,
+      errors: basic.errors,
+      'server RSS MB': '-',
+      'server peak MB': '-',
     },
     {
       scenario: 'raw SQL of the endpoint (pg, same batches)',
@@ -235,6 +248,7 @@ try {
     endpointVsRawSql: api.batchesPerSec / raw.batchesPerSec,
     targetPersonsPerSec: 100_000,
     responseKbPerBatch: Math.round(api.bytesPerBatch / 1024),
+    loadAverage: os.loadavg(),
     benchRssMb: mb(process.memoryUsage().rss),
   });
   process.stdout.write(`endpoint/raw SQL: ${(api.batchesPerSec / raw.batchesPerSec).toFixed(2)}; wrote ${file}\n`);

@@ -1,4 +1,4 @@
-import { sql, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
 
 /** What changed about a person, as the change feed tells it. */
@@ -62,7 +62,7 @@ export interface ChangeRow {
   changedAt: Date;
 }
 
-export async function readChanges(db: Transaction<Database> | import('kysely').Kysely<Database>, after: string, limit: number): Promise<ChangeRow[]> {
+export async function readChanges(db: Transaction<Database> | Kysely<Database>, after: string, limit: number): Promise<ChangeRow[]> {
   return db
     .selectFrom('registry_changes')
     .select(['seq', 'person_id as personId', 'kind', 'changed_at as changedAt'])
@@ -72,7 +72,7 @@ export async function readChanges(db: Transaction<Database> | import('kysely').K
     .execute();
 }
 
-export async function lastChangeSeq(db: import('kysely').Kysely<Database>): Promise<string> {
+export async function lastChangeSeq(db: Kysely<Database>): Promise<string> {
   const row = await db.selectFrom('registry_change_counter').select('last_seq').where('id', '=', 1).executeTakeFirstOrThrow();
   return row.last_seq;
 }

@@ -8,7 +8,7 @@ import { queryAudit } from '../audit.js';
 import { importPersons, parseImport } from '../import.js';
 import { createProvider, createSender, listProviders, listSenders, updateProvider, updateSender, type ProviderView, type SenderView } from '../onboarding.js';
 import { registryProblems } from '../problems.js';
-import { CertificateInput, DateTime, errors, Id, NullableDateTime, Orgnr } from './schemas.js';
+import { CertificateInput, DateTime, errors, Id, Orgnr } from './schemas.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Status = Type.Union([Type.Literal('active'), Type.Literal('suspended')]);

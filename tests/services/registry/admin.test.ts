@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are JSON read field by field */
 import t from 'tap';
 import { createDevCertificate } from '../../../shared/registry/dev-certificate.js';
 import { findPrintProvider, findProvider, findRecipients, findSender } from '../../../shared/registry/recipients.js';

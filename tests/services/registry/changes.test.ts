@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are JSON read field by field */
 import t from 'tap';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { recordChanges } from '../../../services/registry/changes.js';

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are JSON read field by field */
 import t from 'tap';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { AGENCY, devCerts, DIGIPOST, importLines, monthsAgo, personIds, registry } from './fixtures.js';
