@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { pipeline, Readable, Transform } from 'node:stream';
-import { ZipFile } from 'yazl';
+import { Readable } from 'node:stream';
+import { ZipWriter } from './zip-writer.js';
 
 /**
  * The letter package: an ASiC-E style ZIP (ETSI EN 319 162), built as a stream.
@@ -12,9 +12,10 @@ import { ZipFile } from 'yazl';
  *                             (detached payload, RFC 7515 appendix F)
  *
  * The manifest comes after the documents because it holds their hashes and the documents pass
- * through only once (ASiC-E fixes only `mimetype` as the first entry). Documents are deflated
- * (not stored) because a stored entry of unknown size needs a data descriptor, which Java's
- * ZipInputStream, common at mailbox providers, rejects.
+ * through only once (ASiC-E fixes only `mimetype` as the first entry). Documents use method 8
+ * (deflate), never method 0: a stored entry of unknown size needs a data descriptor, which Java's
+ * ZipInputStream, common at mailbox providers, rejects. Incompressible ones are written as
+ * deflate stored blocks, which costs no compression work (zip-writer.ts).
  */
 export const ASICE_MIMETYPE = 'application/vnd.etsi.asic-e+zip';
 export const MANIFEST_NAME = 'manifest.json';
@@ -80,6 +81,9 @@ export function checkDocumentName(name: string, seen: Set<string>): void {
  * Streams the package. `stream` must be consumed for the work to progress; `manifest` settles
  * when the ZIP is complete (or rejects, and `stream` errors, when a document fails). `abort`
  * stops everything when the consumer fails (the current document stream is destroyed too).
+ *
+ * `compressionLevel` (default 1) applies to documents that compress; one whose first 64 KB do
+ * not shrink by 5% is written as stored deflate blocks (see zip-writer.ts). 0 stores everything.
  */
 export function buildPackage(
   input: ManifestInput,
@@ -87,15 +91,18 @@ export function buildPackage(
   sign: (manifestJson: Buffer) => Promise<string>,
   opts: { compressionLevel?: number; now?: Date } = {},
 ): { stream: Readable; manifest: Promise<Manifest>; abort(err: Error): void } {
-  const zip = new ZipFile();
   const mtime = opts.now ?? new Date();
   const level = opts.compressionLevel ?? 1;
-  const out = zip.outputStream as Readable;
-  zip.addBuffer(Buffer.from(ASICE_MIMETYPE, 'ascii'), 'mimetype', { compress: false, mtime });
+  const zip = new ZipWriter(mtime);
 
-  let current: Transform | undefined;
+  let current: DocumentInput['stream'] | undefined;
   let aborted: Error | undefined;
-  const manifest = (async (): Promise<Manifest> => {
+  let settle!: { resolve(m: Manifest): void; reject(err: unknown): void };
+  const manifest = new Promise<Manifest>((resolve, reject) => (settle = { resolve, reject }));
+  manifest.catch(() => undefined); // the caller awaits it; an abort before that is not unhandled
+
+  async function* produce(): AsyncGenerator<Buffer> {
+    yield zip.file('mimetype', Buffer.from(ASICE_MIMETYPE, 'ascii'), { compress: false });
     const entries: DocumentEntry[] = [];
     const seen = new Set<string>();
     for await (const doc of documents) {
@@ -106,42 +113,41 @@ export function buildPackage(
       checkDocumentName(doc.name, seen);
       const hash = createHash('sha256');
       let size = 0;
-      const hasher = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          hash.update(chunk);
-          size += chunk.length;
-          cb(null, chunk);
-        },
+      current = doc.stream;
+      yield* zip.stream(doc.name, doc.stream as AsyncIterable<Buffer>, level, (chunk) => {
+        hash.update(chunk);
+        size += chunk.length;
       });
-      current = hasher;
-      const finished = new Promise<void>((resolve, reject) => {
-        hasher.on('end', resolve);
-        hasher.on('error', reject);
-      });
-      const source = doc.stream instanceof Readable ? doc.stream : Readable.from(doc.stream);
-      pipeline(source, hasher, (err) => {
-        if (err) hasher.destroy(err);
-      });
-      zip.addReadStream(hasher, doc.name, { compressionLevel: level, mtime });
-      await finished;
       entries.push({ name: doc.name, mime: doc.mime, size, sha256: hash.digest('hex') });
     }
+    current = undefined;
     if (entries.length === 0) throw new PackageError('a package needs at least one document');
-    const manifest: Manifest = { ...input, createdAt: mtime.toISOString(), documents: entries };
-    const json = Buffer.from(JSON.stringify(manifest));
-    zip.addBuffer(json, MANIFEST_NAME, { compressionLevel: level, mtime });
-    zip.addBuffer(Buffer.from(await sign(json), 'ascii'), MANIFEST_JWS_NAME, { compress: false, mtime });
-    zip.end();
-    return manifest;
-  })();
-  manifest.catch((err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))));
-  zip.on('error', (err: Error) => out.destroy(err));
+    const built: Manifest = { ...input, createdAt: mtime.toISOString(), documents: entries };
+    const json = Buffer.from(JSON.stringify(built));
+    yield zip.file(MANIFEST_NAME, json, { compress: level > 0, level });
+    yield zip.file(MANIFEST_JWS_NAME, Buffer.from(await sign(json), 'ascii'), { compress: false });
+    yield zip.finish();
+    settle.resolve(built);
+  }
+
+  const out = Readable.from(
+    (async function* () {
+      try {
+        yield* produce();
+      } catch (err) {
+        settle.reject(err);
+        throw err;
+      }
+    })(),
+    { objectMode: false },
+  );
   return {
     stream: out,
     manifest,
     abort(err) {
       aborted = err;
-      current?.destroy(err);
+      settle.reject(err);
+      if (current instanceof Readable) current.destroy(err);
       out.destroy(err);
     },
   };
