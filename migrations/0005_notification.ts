@@ -3,8 +3,8 @@ import { sql, type Kysely } from 'kysely';
 /**
  * Notification (owned by the notification service): one row per alert or invitation e-mail the
  * hub may send. The unique key (message_id, channel, repetition) is what makes an alert go out at
- * most once: a worker claims the row in Postgres before it talks to SMTP or the SMS gateway and
- * marks it SENT after, whatever BullMQ or Redis did in between.
+ * most once: a worker claims the row in Postgres (a lease with a token) before it talks to SMTP or
+ * the SMS gateway and marks it SENT after, whatever BullMQ or Redis did in between.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
@@ -22,6 +22,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       due_at timestamptz not null,
       job_id text,
       tries integer not null default 0,
+      claim_token uuid,
       ambiguous boolean not null default false,
       transport_ref text,
       reason text,

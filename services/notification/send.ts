@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
@@ -29,7 +30,7 @@ const REASON_TEXT: Record<FailReason, string> = {
   RETRIES_EXHAUSTED: 'The alert could not be sent after every retry',
 };
 
-export type Outcome = 'sent' | 'skipped' | 'failed' | 'cancelled' | 'retry' | 'waiting' | 'done';
+export type Outcome = 'sent' | 'skipped' | 'failed' | 'cancelled' | 'retry' | 'lost' | 'done';
 
 const MAX_BACKOFF_MS = 6 * 3600_000;
 
@@ -48,16 +49,22 @@ export function backoffMs(base: number, tries: number, random = Math.random): nu
   return Math.round(full * (0.5 + random() * 0.5));
 }
 
+type ClaimResult = { kind: 'claimed'; row: Claimed } | { kind: 'busy'; waitMs: number } | { kind: 'done' };
+
 /**
- * Claims the attempt: SCHEDULED (or SENDING left by a worker that died) becomes SENDING with one
- * more try, committed before any transport is touched, and reads what the alert needs.
+ * Claims the attempt with a lease: SCHEDULED, or SENDING whose lease ran out (its worker died),
+ * becomes SENDING with our token and one more try, committed before any transport is touched.
+ * A live claim by another worker is left alone. Reads what the alert needs in the same statement.
  */
-async function claim(ctx: NotificationContext, id: string): Promise<Claimed | undefined> {
+async function claim(ctx: NotificationContext, id: string, token: string): Promise<ClaimResult> {
+  const lease = ctx.config.NOTIFY_CLAIM_LEASE_MS;
   const { rows } = await sql<Claimed>`
     with claimed as (
       update notification_attempts a
-      set state = 'SENDING', tries = a.tries + 1, claimed_at = now(), ambiguous = a.ambiguous or a.state = 'SENDING'
-      where a.id = ${id} and a.state in ('SCHEDULED', 'SENDING')
+      set state = 'SENDING', tries = a.tries + 1, claimed_at = now(), claim_token = ${token},
+        ambiguous = a.ambiguous or a.state = 'SENDING'
+      where a.id = ${id}
+        and (a.state = 'SCHEDULED' or (a.state = 'SENDING' and a.claimed_at < now() - ${lease} * interval '1 millisecond'))
       returning a.*
     )
     select c.*, m.title, m.language as message_language, m.notifications, s.name as sender_name,
@@ -66,7 +73,13 @@ async function claim(ctx: NotificationContext, id: string): Promise<Claimed | un
     from claimed c
     left join messages m on m.id = c.message_id
     left join senders s on s.orgnr = c.sender_orgnr`.execute(ctx.db);
-  return rows[0];
+  if (rows[0]) return { kind: 'claimed', row: rows[0] };
+  const held = await sql<{ state: AttemptState; wait_ms: number | null }>`
+    select state, extract(epoch from (claimed_at + ${lease} * interval '1 millisecond' - now())) * 1000 as wait_ms
+    from notification_attempts where id = ${id}`.execute(ctx.db);
+  const h = held.rows[0];
+  if (h?.state === 'SENDING') return { kind: 'busy', waitMs: Math.max(100, Math.ceil(Number(h.wait_ms ?? 0))) };
+  return { kind: 'done' };
 }
 
 async function failedReceipt(ctx: NotificationContext, trx: Transaction<Database>, a: Claimed, reason: FailReason, at: Date): Promise<void> {
@@ -83,12 +96,14 @@ async function failedReceipt(ctx: NotificationContext, trx: Transaction<Database
 /** Ends a claimed attempt without sending (cancelled, skipped by the registry's answer). */
 async function finish(ctx: NotificationContext, a: Claimed, state: 'SKIPPED' | 'CANCELLED' | 'FAILED', reason: string, receipt?: FailReason): Promise<void> {
   const at = ctx.clock();
+  if (receipt) await ctx.hub.signingKey();
   await ctx.db.transaction().execute(async (trx) => {
     const done = await trx
       .updateTable('notification_attempts')
       .set({ state, reason, finished_at: at })
       .where('id', '=', a.id)
       .where('state', '=', 'SENDING')
+      .where('claim_token', '=', a.claim_token)
       .executeTakeFirst();
     if (receipt && done.numUpdatedRows > 0n) await failedReceipt(ctx, trx, a, receipt, at);
   });
@@ -118,60 +133,71 @@ function content(a: Claimed, r: Recipient): AlertText {
 
 type SendOutcome =
   | { kind: 'sent' }
-  | { kind: 'done' }
+  | { kind: 'lost' }
   | { kind: 'failed'; reason: FailReason }
   | { kind: 'retry'; error: TransientSendError };
 
+/** Gives up waiting on a transport well inside the claim's lease (the send itself may still land: ambiguous). */
+function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TransientSendError(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, limit]).finally(() => clearTimeout(timer));
+}
+
 /**
- * Sends under the row lock: the row is locked (NOWAIT) while the transport works, so two live
- * workers never send the same attempt; SENT, the NOTIFIED event and its receipt commit together.
+ * Sends under our claim, holding no database connection while the transport works. The outcome
+ * is committed only if we still hold the claim (same token): SENT with the NOTIFIED event and its
+ * receipt together, or FAILED with NOTIFICATION_FAILED, or back to SCHEDULED for a retry.
  */
-async function sendLocked(ctx: NotificationContext, a: Claimed, r: Recipient): Promise<SendOutcome> {
+async function sendClaimed(ctx: NotificationContext, a: Claimed, r: Recipient): Promise<SendOutcome> {
   const text = content(a, r);
+  let ref: string | undefined;
+  let error: unknown;
+  try {
+    const sending =
+      a.channel === 'email'
+        ? ctx.email().send({ key: a.id, to: r.email!.address, subject: text.subject, text: text.body })
+        : ctx.sms().send({ key: a.id, to: r.mobile!.address, text: text.body });
+    ref = (await within(Math.floor(ctx.config.NOTIFY_CLAIM_LEASE_MS / 2), sending)).ref;
+  } catch (err) {
+    error = err;
+  }
+  const at = ctx.clock();
+  // Warm the signing key outside the transaction: a cold cache would need a second connection.
+  await ctx.hub.signingKey();
   return ctx.db.transaction().execute(async (trx): Promise<SendOutcome> => {
-    const row = await sql<{ state: AttemptState }>`select state from notification_attempts where id = ${a.id} for update nowait`.execute(trx);
-    if (row.rows[0]?.state !== 'SENDING') return { kind: 'done' };
-    let ref: string;
-    try {
-      const sent =
-        a.channel === 'email'
-          ? await ctx.email().send({ key: a.id, to: r.email!.address, subject: text.subject, text: text.body })
-          : await ctx.sms().send({ key: a.id, to: r.mobile!.address, text: text.body });
-      ref = sent.ref;
-    } catch (err) {
-      const at = ctx.clock();
-      const permanent = err instanceof PermanentSendError;
-      const transient = err instanceof TransientSendError ? err : new TransientSendError(permanent ? '' : 'transport error');
-      if (permanent || a.tries >= ctx.config.NOTIFY_ATTEMPTS) {
-        const reason: FailReason = permanent ? 'REJECTED' : 'RETRIES_EXHAUSTED';
-        await trx
-          .updateTable('notification_attempts')
-          .set({ state: 'FAILED', reason: `${reason}: ${(err as Error).message}`.slice(0, 500), finished_at: at })
-          .where('id', '=', a.id)
-          .execute();
-        await failedReceipt(ctx, trx, a, reason, at);
-        return { kind: 'failed', reason };
-      }
-      // Nothing (or nothing certain) went out: back to SCHEDULED, the next try resends with the same key.
-      await trx
-        .updateTable('notification_attempts')
-        .set({
-          state: 'SCHEDULED',
-          reason: transient.message.slice(0, 500),
-          ...(transient.retryAfterMs !== undefined ? { tries: sql<number>`tries - 1` as unknown as number } : {}),
-        })
-        .where('id', '=', a.id)
-        .execute();
-      return { kind: 'retry', error: transient };
-    }
-    const at = ctx.clock();
-    await trx
+    const mine = trx
       .updateTable('notification_attempts')
-      .set({ state: 'SENT', transport_ref: ref, sent_at: at, finished_at: at, reason: null })
       .where('id', '=', a.id)
-      .execute();
-    if (a.kind === 'ALERT' && a.message_id && !a.notified) await notifiedOnce(ctx, trx, a, at);
-    return { kind: 'sent' };
+      .where('state', '=', 'SENDING')
+      .where('claim_token', '=', a.claim_token);
+    if (ref !== undefined) {
+      const done = await mine.set({ state: 'SENT', transport_ref: ref, sent_at: at, finished_at: at, reason: null }).executeTakeFirst();
+      if (done.numUpdatedRows === 0n) return { kind: 'lost' };
+      if (a.kind === 'ALERT' && a.message_id && !a.notified) await notifiedOnce(ctx, trx, a, at);
+      return { kind: 'sent' };
+    }
+    const permanent = error instanceof PermanentSendError;
+    const transient = error instanceof TransientSendError ? error : new TransientSendError(permanent ? '' : 'transport error');
+    if (permanent || a.tries >= ctx.config.NOTIFY_ATTEMPTS) {
+      const reason: FailReason = permanent ? 'REJECTED' : 'RETRIES_EXHAUSTED';
+      const done = await mine.set({ state: 'FAILED', reason: `${reason}: ${(error as Error).message}`.slice(0, 500), finished_at: at }).executeTakeFirst();
+      if (done.numUpdatedRows === 0n) return { kind: 'lost' };
+      await failedReceipt(ctx, trx, a, reason, at);
+      return { kind: 'failed', reason };
+    }
+    // Nothing (or nothing certain) went out: back to SCHEDULED; the next try resends under the same key.
+    const done = await mine
+      .set({
+        state: 'SCHEDULED',
+        reason: transient.message.slice(0, 500),
+        ...(transient.retryAfterMs !== undefined ? { tries: sql<number>`tries - 1` as unknown as number } : {}),
+      })
+      .executeTakeFirst();
+    if (done.numUpdatedRows === 0n) return { kind: 'lost' };
+    return { kind: 'retry', error: transient };
   });
 }
 
@@ -216,8 +242,11 @@ export async function processAlert(ctx: NotificationContext, job: Job<AlertJob>,
     await sleep(job, token, Date.now() + (next.getTime() - now.getTime()));
   }
 
-  const a = await claim(ctx, attemptId);
-  if (!a) return 'done';
+  const claimed = await claim(ctx, attemptId, randomUUID());
+  if (claimed.kind === 'done') return 'done';
+  // Another worker holds a live claim: look again when its lease runs out.
+  if (claimed.kind === 'busy') return sleep(job, token, Date.now() + claimed.waitMs);
+  const a = claimed.row;
   const count = (outcome: Outcome) => {
     ctx.outcomes.inc({ channel: a.kind === 'INVITATION' ? 'invitation' : a.channel, outcome });
     return outcome;
@@ -232,19 +261,14 @@ export async function processAlert(ctx: NotificationContext, job: Job<AlertJob>,
   const why = unusable(a, r);
   if (why) return count((await finish(ctx, a, 'SKIPPED', why, why), 'skipped'));
 
-  let outcome: SendOutcome;
-  try {
-    outcome = await sendLocked(ctx, a, r!);
-  } catch (err) {
-    // Another live worker holds the row (it is sending right now): look again later.
-    if ((err as { code?: string }).code === '55P03') await sleep(job, token, Date.now() + 5000);
-    throw err;
-  }
+  const outcome = await sendClaimed(ctx, a, r!);
   switch (outcome.kind) {
     case 'sent':
       return count('sent');
-    case 'done':
-      return 'done';
+    case 'lost':
+      // Our send outlived the lease and another worker took over: it decides, under the same key.
+      ctx.logger.warn({ attempt: a.id }, 'alert claim lost to another worker during the send');
+      return count('lost');
     case 'failed':
       count('failed');
       throw new UnrecoverableError(`${outcome.reason}: ${REASON_TEXT[outcome.reason]}`);

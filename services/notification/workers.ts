@@ -3,6 +3,7 @@ import type { ServiceDeps } from '../../shared/app/deps.js';
 import type { Background } from '../../shared/runtime/service-module.js';
 import { notificationContext, QUEUES, type NotificationContext } from './context.js';
 import { backoffMs, processAlert } from './send.js';
+import { sweepLostJobs } from './sweep.js';
 import { cancelAlerts, scheduleAlerts, type AlertJob, type DeliveryEvent } from './schedule.js';
 
 const isControlFlow = (err: unknown): boolean =>
@@ -56,8 +57,13 @@ export async function startWorkers(deps: ServiceDeps): Promise<Background> {
   for (const w of workers) {
     w.on('failed', (job, err) => ctx.logger.warn({ queue: job?.queueName, job: job?.id, reason: err.message }, 'notification job failed'));
   }
+  const sweeper = setInterval(() => {
+    sweepLostJobs(ctx).catch((err: unknown) => ctx.logger.warn({ err }, 'alert sweep failed'));
+  }, config.NOTIFY_SWEEP_SECONDS * 1000);
+  sweeper.unref();
   return {
     async stop() {
+      clearInterval(sweeper);
       await Promise.all(workers.map((w) => w.close()));
       await ctx.close();
     },

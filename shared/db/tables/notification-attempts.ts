@@ -20,6 +20,8 @@ export interface NotificationAttemptsTable {
   due_at: Ts;
   job_id: string | null;
   tries: ColumnType<number, number | undefined, number>;
+  /** Who holds the claim (SENDING); a claim older than NOTIFY_CLAIM_LEASE_MS may be taken over. */
+  claim_token: string | null;
   /** A claim found the row SENDING: an earlier worker died between claim and commit. */
   ambiguous: ColumnType<boolean, boolean | undefined, boolean>;
   transport_ref: string | null;
