@@ -19,7 +19,8 @@ import { createQueueFactory, type QueueBackendKind } from '../shared/queue/queue
 import { createTokenVerifier } from '../shared/auth/verifier.js';
 import { ensureDevIssuer } from '../shared/auth/dev-issuer.js';
 import { startWorkers } from '../services/notification/workers.js';
-import { startSmsGateway, startSmtpSink } from '../tests/harness/alert-peers.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { startRedisServer } from '../tests/harness/redis-server.js';
 import { benchDatabase } from './lib/postgres.js';
 import { report, type Row } from './lib/report.js';
@@ -48,6 +49,13 @@ async function rawBullmq(kind: QueueBackendKind, databaseUrl: string, redisUrl: 
   }
 }
 
+/** The SMTP server and SMS gateway in a child process (bench/alert-peers-process.ts). */
+async function startPeers(): Promise<{ smtp: string; sms: string; stats: string; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'alert-peers-process.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next().then((r) => [r.value as string]);
+  return { ...(JSON.parse(line!) as { smtp: string; sms: string; stats: string }), stop: () => child.kill('SIGTERM') };
+}
+
 async function seed(db: Db, run: string): Promise<string[]> {
   const ids = syntheticPersonIdList(LETTERS, 100_000);
   await sql`insert into senders (orgnr, name) values ('974760673', 'Skatteetaten') on conflict do nothing`.execute(db.kysely);
@@ -61,8 +69,7 @@ async function seed(db: Db, run: string): Promise<string[]> {
 }
 
 async function alertsEndToEnd(kind: QueueBackendKind, databaseUrl: string, redisUrl: string | undefined, dataDir: string): Promise<{ perSecond: number; smtp: number; sms: number }> {
-  const smtp = await startSmtpSink();
-  const gateway = await startSmsGateway();
+  const peers = await startPeers();
   const prefix = `bench_${randomBytes(4).toString('hex')}`;
   const config = loadConfig({
     NODE_ENV: 'development',
@@ -72,10 +79,10 @@ async function alertsEndToEnd(kind: QueueBackendKind, databaseUrl: string, redis
     DATABASE_POOL_SIZE: '20',
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     QUEUE_PREFIX: prefix,
-    SMTP_URL: smtp.url,
+    SMTP_URL: peers.smtp,
     SMTP_REQUIRE_TLS: 'false',
     SMTP_POOL_SIZE: '10',
-    SMS_GATEWAY_URL: gateway.url,
+    SMS_GATEWAY_URL: peers.sms,
     NOTIFY_WINDOW_START: '00:00',
     NOTIFY_WINDOW_END: '24:00',
     NOTIFY_CONCURRENCY: '100',
@@ -100,14 +107,14 @@ async function alertsEndToEnd(kind: QueueBackendKind, databaseUrl: string, redis
       await new Promise((r) => setTimeout(r, 100));
     }
     const seconds = (performance.now() - started) / 1000;
-    return { perSecond: target / seconds, smtp: smtp.mails.length, sms: gateway.messages.length };
+    const received = (await (await fetch(peers.stats)).json()) as { mails: number; sms: number };
+    return { perSecond: target / seconds, smtp: received.mails, sms: received.sms };
   } finally {
     await workers.stop();
     await relay.stop();
     await queues.close();
     await db.close();
-    await smtp.close();
-    await gateway.close();
+    peers.stop();
   }
 }
 
@@ -119,7 +126,7 @@ try {
   await migrateToLatest(admin.kysely);
   await admin.close();
   const rows: Row[] = [];
-  for (const kind of ['redis', 'postgres'] as const) {
+  for (const kind of (process.env.BENCH_BACKENDS ?? 'redis,postgres').split(',') as QueueBackendKind[]) {
     const redisUrl = kind === 'redis' ? redis.url : undefined;
     const raw = await rawBullmq(kind, pg.url, redisUrl);
     const e2e = await alertsEndToEnd(kind, pg.url, redisUrl, dataDir);

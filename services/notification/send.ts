@@ -11,6 +11,7 @@ import type { NotificationContext } from './context.js';
 import { alertText, invitationText, pickLanguage, type AlertText } from './texts.js';
 import { PermanentSendError, TransientSendError } from './transports/types.js';
 import { nextInWindow } from './window.js';
+import { Group } from './group.js';
 
 /** Why an alert did not go out; the sender sees it in the NOTIFICATION_FAILED receipt. */
 export type FailReason =
@@ -52,18 +53,20 @@ export function backoffMs(base: number, tries: number, random = Math.random): nu
 type ClaimResult = { kind: 'claimed'; row: Claimed } | { kind: 'busy'; waitMs: number } | { kind: 'done' };
 
 /**
- * Claims the attempt with a lease: SCHEDULED, or SENDING whose lease ran out (its worker died),
- * becomes SENDING with our token and one more try, committed before any transport is touched.
- * A live claim by another worker is left alone. Reads what the alert needs in the same statement.
+ * Claims attempts with a lease: SCHEDULED, or SENDING whose lease ran out (its worker died),
+ * becomes SENDING with the job's token and one more try, committed before any transport is
+ * touched. A live claim by another worker is left alone. Concurrent jobs claim in one statement;
+ * the same statement reads what the alerts need.
  */
-async function claim(ctx: NotificationContext, id: string, token: string): Promise<ClaimResult> {
+async function claimBatch(ctx: NotificationContext, items: { id: string; token: string }[]): Promise<ClaimResult[]> {
   const lease = ctx.config.NOTIFY_CLAIM_LEASE_MS;
   const { rows } = await sql<Claimed>`
     with claimed as (
       update notification_attempts a
-      set state = 'SENDING', tries = a.tries + 1, claimed_at = now(), claim_token = ${token},
+      set state = 'SENDING', tries = a.tries + 1, claimed_at = now(), claim_token = t.token,
         ambiguous = a.ambiguous or a.state = 'SENDING'
-      where a.id = ${id}
+      from unnest(${sql.val(items.map((i) => i.id))}::uuid[], ${sql.val(items.map((i) => i.token))}::uuid[]) as t(id, token)
+      where a.id = t.id
         and (a.state = 'SCHEDULED' or (a.state = 'SENDING' and a.claimed_at < now() - ${lease} * interval '1 millisecond'))
       returning a.*
     )
@@ -73,13 +76,82 @@ async function claim(ctx: NotificationContext, id: string, token: string): Promi
     from claimed c
     left join messages m on m.id = c.message_id
     left join senders s on s.orgnr = c.sender_orgnr`.execute(ctx.db);
-  if (rows[0]) return { kind: 'claimed', row: rows[0] };
-  const held = await sql<{ state: AttemptState; wait_ms: number | null }>`
-    select state, extract(epoch from (claimed_at + ${lease} * interval '1 millisecond' - now())) * 1000 as wait_ms
-    from notification_attempts where id = ${id}`.execute(ctx.db);
-  const h = held.rows[0];
-  if (h?.state === 'SENDING') return { kind: 'busy', waitMs: Math.max(100, Math.ceil(Number(h.wait_ms ?? 0))) };
-  return { kind: 'done' };
+  // Keyed by token: two jobs for one attempt in one batch, and only one of them holds the claim.
+  const byToken = new Map(rows.map((r) => [r.claim_token!, r]));
+  const missed = items.filter((i) => !byToken.has(i.token));
+  const held = new Map<string, { state: AttemptState; wait_ms: number | null }>();
+  if (missed.length > 0) {
+    const res = await sql<{ id: string; state: AttemptState; wait_ms: number | null }>`
+      select id, state, extract(epoch from (claimed_at + ${lease} * interval '1 millisecond' - now())) * 1000 as wait_ms
+      from notification_attempts where id = any(${sql.val(missed.map((i) => i.id))}::uuid[])`.execute(ctx.db);
+    for (const r of res.rows) held.set(r.id, r);
+  }
+  return items.map((i): ClaimResult => {
+    const row = byToken.get(i.token);
+    if (row) return { kind: 'claimed', row };
+    const h = held.get(i.id);
+    if (h?.state === 'SENDING') return { kind: 'busy', waitMs: Math.max(100, Math.ceil(Number(h.wait_ms ?? 0))) };
+    return { kind: 'done' };
+  });
+}
+
+interface SentItem {
+  a: Claimed;
+  ref: string;
+  at: Date;
+}
+
+/**
+ * SENT for a batch of attempts, in one transaction, each only if its job still holds the claim;
+ * the first alert of a letter adds NOTIFIED with its receipt. Messages are locked in id order, so
+ * two batches never wait on each other in a cycle.
+ */
+async function commitSent(ctx: NotificationContext, items: SentItem[]): Promise<boolean[]> {
+  await ctx.hub.signingKey();
+  return ctx.db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ id: string }>`
+      update notification_attempts a
+      set state = 'SENT', transport_ref = t.ref, sent_at = t.at, finished_at = t.at, reason = null
+      from unnest(${sql.val(items.map((i) => i.a.id))}::uuid[], ${sql.val(items.map((i) => i.a.claim_token))}::uuid[],
+        ${sql.val(items.map((i) => i.ref))}::text[], ${sql.val(items.map((i) => i.at.toISOString()))}::timestamptz[]) as t(id, token, ref, at)
+      where a.id = t.id and a.claim_token = t.token and a.state = 'SENDING'
+      returning a.id`.execute(trx);
+    const done = new Set(rows.map((r) => r.id));
+    const first = items
+      .filter((i) => done.has(i.a.id) && i.a.kind === 'ALERT' && i.a.message_id && !i.a.notified)
+      .sort((x, y) => x.a.message_id!.localeCompare(y.a.message_id!));
+    for (const i of first) await notifiedOnce(ctx, trx, i.a, i.at);
+    return items.map((i) => done.has(i.a.id));
+  });
+}
+
+interface Groups {
+  claim: Group<{ id: string; token: string }, ClaimResult>;
+  recipients: Group<{ personId: string; now: Date; mailbox: boolean }, Recipient | undefined>;
+  sent: Group<SentItem, boolean>;
+}
+
+const groups = new WeakMap<NotificationContext, Groups>();
+
+function groupsOf(ctx: NotificationContext): Groups {
+  let g = groups.get(ctx);
+  if (!g) {
+    g = {
+      claim: new Group((items) => claimBatch(ctx, items)),
+      recipients: new Group(async (items) => {
+        // One registry read for the batch, with the mailbox when any item needs it (invitations).
+        const found = await findRecipients(ctx.db, items.map((i) => i.personId), {
+          now: items[0]!.now,
+          mailbox: items.some((i) => i.mailbox),
+          certificates: false,
+        });
+        return items.map((i) => found.get(i.personId));
+      }),
+      sent: new Group((items) => commitSent(ctx, items)),
+    };
+    groups.set(ctx, g);
+  }
+  return g;
 }
 
 async function failedReceipt(ctx: NotificationContext, trx: Transaction<Database>, a: Claimed, reason: FailReason, at: Date): Promise<void> {
@@ -165,6 +237,7 @@ async function sendClaimed(ctx: NotificationContext, a: Claimed, r: Recipient): 
     error = err;
   }
   const at = ctx.clock();
+  if (ref !== undefined) return (await groupsOf(ctx).sent.add({ a, ref, at })) ? { kind: 'sent' } : { kind: 'lost' };
   // Warm the signing key outside the transaction: a cold cache would need a second connection.
   await ctx.hub.signingKey();
   return ctx.db.transaction().execute(async (trx): Promise<SendOutcome> => {
@@ -173,12 +246,6 @@ async function sendClaimed(ctx: NotificationContext, a: Claimed, r: Recipient): 
       .where('id', '=', a.id)
       .where('state', '=', 'SENDING')
       .where('claim_token', '=', a.claim_token);
-    if (ref !== undefined) {
-      const done = await mine.set({ state: 'SENT', transport_ref: ref, sent_at: at, finished_at: at, reason: null }).executeTakeFirst();
-      if (done.numUpdatedRows === 0n) return { kind: 'lost' };
-      if (a.kind === 'ALERT' && a.message_id && !a.notified) await notifiedOnce(ctx, trx, a, at);
-      return { kind: 'sent' };
-    }
     const permanent = error instanceof PermanentSendError;
     const transient = error instanceof TransientSendError ? error : new TransientSendError(permanent ? '' : 'transport error');
     if (permanent || a.tries >= ctx.config.NOTIFY_ATTEMPTS) {
@@ -242,7 +309,8 @@ export async function processAlert(ctx: NotificationContext, job: Job<AlertJob>,
     await sleep(job, token, Date.now() + (next.getTime() - now.getTime()));
   }
 
-  const claimed = await claim(ctx, attemptId, randomUUID());
+  const g = groupsOf(ctx);
+  const claimed = await g.claim.add({ id: attemptId, token: randomUUID() });
   if (claimed.kind === 'done') return 'done';
   // Another worker holds a live claim: look again when its lease runs out.
   if (claimed.kind === 'busy') return sleep(job, token, Date.now() + claimed.waitMs);
@@ -255,8 +323,7 @@ export async function processAlert(ctx: NotificationContext, job: Job<AlertJob>,
     if (a.opened) return count((await finish(ctx, a, 'CANCELLED', 'OPENED'), 'cancelled'));
     if (a.title === null) return count((await finish(ctx, a, 'CANCELLED', 'MESSAGE_NOT_FOUND'), 'cancelled'));
   }
-  const recipients = await findRecipients(ctx.db, [a.person_id], { now, mailbox: a.kind === 'INVITATION', certificates: false });
-  const r = recipients.get(a.person_id);
+  const r = await g.recipients.add({ personId: a.person_id, now, mailbox: a.kind === 'INVITATION' });
   if (a.kind === 'INVITATION' && r?.mailbox) return count((await finish(ctx, a, 'CANCELLED', 'HAS_MAILBOX'), 'cancelled'));
   const why = unusable(a, r);
   if (why) return count((await finish(ctx, a, 'SKIPPED', why, why), 'skipped'));
