@@ -21,7 +21,8 @@ export const EBOKS = { orgnr: '922020175', name: 'e-Boks', kind: 'digital' as co
 export const PRINT_PROVIDER = { orgnr: orgnrForName('postbud print (development)'), name: 'Print (development)', kind: 'print' as const };
 const PROVIDERS = [DIGIPOST, EBOKS, PRINT_PROVIDER];
 
-export const defaultSendersFile = (): string => path.resolve(projectRoot(), '..', 'shared', 'data', 'senders.txt');
+/** A copy of shared/data/senders.txt ships with the code, so a fresh clone seeds on its own. */
+export const defaultSendersFile = (): string => path.join(projectRoot(), 'scripts', 'seed-data', 'senders.txt');
 
 export interface SeedOptions {
   sendersFile: string;
@@ -212,7 +213,7 @@ export async function seedRegistry(db: Kysely<Database>, opts: SeedOptions): Pro
 
 const USAGE = `usage: postbud seed [--persons <n>] [--senders <file>]
   --persons   synthetic persons to generate (default 1000)
-  --senders   agency names, one per line (default <project>/../shared/data/senders.txt)`;
+  --senders   agency names, one per line (default scripts/seed-data/senders.txt, a copy of the reference list)`;
 
 /**
  * `postbud seed`: against DATABASE_URL, or the embedded Postgres `npm start` uses (started

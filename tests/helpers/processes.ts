@@ -13,9 +13,12 @@ export interface Proc {
 
 /** Runs a TypeScript entry point as its own Node process (through tsx), as a deployment would. */
 export function runTs(t: Test, file: string, args: string[], env: Record<string, string>): Proc {
+  // Coverage is collected in the test process only: a child's V8 coverage of the same files,
+  // transformed by tsx rather than tap's loader, would merge into nonsense line counts.
+  const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env;
   const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, file), ...args], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
