@@ -2,24 +2,24 @@ import { createHash, randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { Compile } from 'typebox/compile';
 import type { ServiceDeps } from '../../shared/app/deps.js';
 import type { Database } from '../../shared/db/database.js';
 import { checkDocumentName, PackageError, type DocumentInput, type ManifestInput, type PrintInstructions } from '../../shared/crypto/asice.js';
 import { commonProblems, Problem } from '../../shared/errors/problem.js';
 import { isValidPersonId } from '../../shared/ids/person-id.js';
-import { enqueue } from '../../shared/outbox/outbox.js';
-import { findSender } from '../../shared/registry/recipients.js';
+import { outboxRow } from '../../shared/outbox/outbox.js';
+import { findSender, recipientFromRow, recipientsQuery, type Recipient, type RecipientRow, type SenderInfo } from '../../shared/registry/recipients.js';
 import type { StorageContext } from '../../shared/storage/context.js';
 import { createDelivery } from '../../shared/storage/deliveries.js';
 import { PostgresBlobStore } from '../../shared/storage/blob-store.js';
 import { sealPackage, type SealedPackage } from '../../shared/storage/packages.js';
 import { DocumentGuard, documentType, type SizeBudget } from './documents.js';
 import { EXPIRY_JOB, INGESTION_QUEUE, type ExpiryJob } from './expiry.js';
-import { findAnswer, isValidIdempotencyKey, requestFingerprint, storeAnswer, type InFlightLocks, type StoredAnswer } from './idempotency.js';
+import { findAnswer, isValidIdempotencyKey, requestFingerprint, type InFlightLocks, type StoredAnswer } from './idempotency.js';
 import { ingestionProblems } from './problems.js';
-import { routeLetter, type Route } from './routing.js';
+import { routeLetter, routeRecipient, type Route } from './routing.js';
 import { MessagePartSchema, type MessagePart } from './routes/schemas.js';
 
 export interface IntakeContext {
@@ -39,9 +39,25 @@ const MAX_MESSAGE_PART = 256 * 1024;
 /** Requests up to this size are sealed inside the letter's transaction (see submitLetter). */
 export const SEAL_IN_TRANSACTION_BYTES = 2 * 1024 * 1024;
 
-/** The sender behind a token may send only while onboarded and active. */
-export async function requireActiveSender(deps: ServiceDeps, org: string) {
+/** Known senders per database handle, kept SENDER_CACHE_MS: a suspension takes effect within that. */
+const senderCache = new WeakMap<object, Map<string, { sender: SenderInfo; until: number }>>();
+const SENDER_CACHE_MS = 5_000;
+
+async function cachedSender(deps: ServiceDeps, org: string): Promise<SenderInfo | undefined> {
+  let cache = senderCache.get(deps.db);
+  if (!cache) senderCache.set(deps.db, (cache = new Map()));
+  const now = Date.now();
+  const hit = cache.get(org);
+  if (hit && hit.until > now) return hit.sender;
   const sender = await findSender(deps.db.kysely, org);
+  if (sender) cache.set(org, { sender, until: now + SENDER_CACHE_MS });
+  else cache.delete(org);
+  return sender;
+}
+
+/** The sender behind a token may send only while onboarded and active (looked up at most every few seconds). */
+export async function requireActiveSender(deps: ServiceDeps, org: string) {
+  const sender = await cachedSender(deps, org);
   if (!sender) throw new Problem(ingestionProblems.SENDER_NOT_ONBOARDED, 'This organisation is not onboarded as a sender');
   if (sender.status !== 'active') throw new Problem(ingestionProblems.SENDER_SUSPENDED, 'This sender is suspended');
   return sender;
@@ -228,6 +244,11 @@ const isUniqueViolation = (err: unknown, constraint: string) =>
  * POST /v1/messages: check the sender and the key, read and validate the message part, route,
  * stream the documents through their checks into the sealer, then commit message, delivery,
  * first event, outbox job and the key's answer in one transaction.
+ *
+ * Round trips of a small letter (the common case): BEGIN, one statement for the in-flight lock +
+ * stored answer + senderReference + recipient, one for the key's answer + message + outbox job,
+ * one for the sealed package + its chunk + the delivery + its first event, COMMIT. The sender is
+ * cached for a few seconds.
  */
 export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, org: string): Promise<SubmitResult> {
   const { deps, storage, locks } = ctx;
@@ -242,123 +263,169 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
   const valid = validateMessage(await readMessagePart(parts), { maxAttachments: config.MESSAGE_MAX_ATTACHMENTS, now });
   const budget: SizeBudget = { used: 0, max: config.MESSAGE_MAX_BYTES };
   const db = deps.db.kysely;
+  const part = valid.part;
+  const lockName = `idempotency:${org}:${key}`;
+  const inFlight = () =>
+    new Problem(ingestionProblems.IDEMPOTENCY_IN_FLIGHT, 'A request with this Idempotency-Key is in progress; retry after it completes', {}, { 'retry-after': '1' });
+  const duplicateReference = (messageId?: string) =>
+    new Problem(ingestionProblems.DUPLICATE_SENDER_REFERENCE, 'senderReference is already used by another letter', messageId ? { messageId } : {});
 
+  const messageId = randomUUID();
+  const deliveryId = randomUUID();
+  const print = (part.print ?? null) as PrintInstructions | null;
+  const manifestFor = (route: Route): ManifestInput => ({
+    messageId,
+    sender: { orgnr: org, name: sender.name },
+    recipient: { personId: part.recipient.personId, mailbox: route.route === 'DIGITAL' ? { providerOrgnr: route.providerOrgnr, address: route.mailboxAddress } : null },
+    title: part.title,
+    language: part.language,
+    securityLevel: part.securityLevel,
+    availableAt: valid.availableAt.toISOString(),
+    openReceipt: part.openReceipt ?? false,
+    ...(route.route === 'PRINT' && print ? { print } : {}),
+  });
+
+  const failure: { err?: unknown } = {};
+  const seal = (sctx: StorageContext, route: Route, deferWrite = false) =>
+    sealPackage(sctx, { manifest: manifestFor(route), documents: documentStreams(parts, valid.documents, budget, failure), deferWrite }).catch((err: unknown) => {
+      const cause = failure.err ?? err;
+      if (cause instanceof Problem) throw cause;
+      if ((cause as { code?: string }).code?.startsWith('FST_') || cause instanceof PackageError) throw partsError(cause);
+      throw cause;
+    });
+  const notifications = part.notifications ? { ...part.notifications, repeatAfterDays: part.notifications.repeatAfterDays ?? [] } : null;
+  let body: Record<string, unknown> | undefined;
+  let requestHash = '';
+  let documents = 0;
+  /** The key's answer, message and outbox job in one statement, then the delivery with its first event. */
+  const commit = async (trx: Transaction<Database>, sealed: SealedPackage, route: Route) => {
+    requestHash = requestFingerprint(valid.raw, sealed.manifest.documents);
+    documents = sealed.manifest.documents.length;
+    body = {
+      id: messageId,
+      route: route.route,
+      provider: { orgnr: route.providerOrgnr, name: route.providerName },
+      status: 'ACCEPTED',
+      senderReference: part.senderReference ?? null,
+      links: { self: `/v1/messages/${messageId}`, receipts: '/v1/receipts' },
+    };
+    const job = outboxRow({ queue: INGESTION_QUEUE, name: EXPIRY_JOB, data: { messageId, deliveryId } satisfies ExpiryJob, delayMs: config.DELIVERY_EXPIRY_SECONDS * 1000 });
+    const docs = JSON.stringify(sealed.manifest.documents.map((d, i) => ({ ...d, main: i === 0 })));
+    // An expired answer under the key is taken over; a live one means a duplicate got there
+    // first (the insert returns no row): LostRace rolls everything back.
+    const { rows } = await sql<{ stored: number }>`
+      with k as (
+        insert into idempotency_keys (sender_orgnr, key, request_hash, message_id, response, expires_at)
+        values (${org}, ${key}, ${requestHash}, ${messageId}, ${JSON.stringify(body)}, now() + make_interval(hours => ${config.IDEMPOTENCY_TTL_HOURS}))
+        on conflict (sender_orgnr, key) do update
+          set request_hash = excluded.request_hash, message_id = excluded.message_id, response = excluded.response,
+              created_at = now(), expires_at = excluded.expires_at
+          where idempotency_keys.expires_at <= now()
+        returning 1),
+      m as (
+        insert into messages (id, sender_orgnr, sender_reference, person_id, title, language, security_level, available_at, open_receipt,
+                              notifications, print, route, provider_orgnr, package_id, manifest_sha256, documents)
+        values (${messageId}, ${org}, ${part.senderReference ?? null}, ${part.recipient.personId}, ${part.title}, ${part.language},
+                ${part.securityLevel}, ${valid.availableAt}, ${part.openReceipt ?? false}, ${notifications ? JSON.stringify(notifications) : null},
+                ${print ? JSON.stringify(print) : null}, ${route.route}, ${route.providerOrgnr}, ${sealed.packageId}, ${sealed.manifestSha256}, ${docs})),
+      o as (
+        insert into outbox (queue, job_name, payload, delay_ms) values (${job.queue}, ${job.job_name}, ${job.payload}, ${job.delay_ms}))
+      select count(*)::int as stored from k`.execute(trx);
+    if (rows[0]?.stored !== 1) throw new LostRace();
+    await createDelivery(trx, storage, {
+      id: deliveryId,
+      messageId,
+      senderOrgnr: org,
+      personId: part.recipient.personId,
+      route: route.route,
+      providerOrgnr: route.providerOrgnr,
+      mailboxAddress: route.mailboxAddress,
+      title: part.title,
+      securityLevel: part.securityLevel,
+      availableAt: valid.availableAt,
+      print: route.route === 'PRINT' ? print : null,
+      sealed,
+      newMessage: true,
+    });
+  };
+  const onCommitError = async (err: unknown): Promise<SubmitResult> => {
+    if (err instanceof LostRace) {
+      const winner = await findAnswer(db, org, key);
+      if (winner) return replay(winner, requestHash);
+      throw new Problem(ingestionProblems.IDEMPOTENCY_IN_FLIGHT, 'A request with this Idempotency-Key completed concurrently; retry');
+    }
+    if (isUniqueViolation(err, 'sender_reference')) throw duplicateReference();
+    throw err;
+  };
+  const accepted = (route: Route): SubmitResult => {
+    request.log.info({ messageId, route: route.route, documents, bytes: budget.used }, 'letter accepted');
+    return { status: 201, body: body!, replayed: false };
+  };
+
+  const length = Number(request.headers['content-length']);
+  if (Number.isFinite(length) && length <= SEAL_IN_TRANSACTION_BYTES) {
+    // Small letters (the common case) are sealed inside the letter's own transaction: one commit
+    // for package, chunk, message, delivery, event and job, and nothing left behind by a crash at
+    // any point. The body is small, so the transaction is short. The transaction's first
+    // statement takes the in-flight lock (a transaction advisory lock on the same key as the
+    // session locks of the large path, so the two conflict; no extra connection, released by the
+    // commit, the rollback or a dead connection) and reads the stored answer, a letter with the
+    // same senderReference and the recipient's registry row. Their verdicts are taken in the
+    // documented order: key, then senderReference, then routing.
+    await storage.hub.signingKey(); // cached; a cold load must not need a second connection inside the transaction
+    let earlier: StoredAnswer | undefined;
+    let route: Route | undefined;
+    try {
+      await db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ locked: boolean; answer: StoredAnswer | null; dup: string | null; recipient: RecipientRow | null }>`
+          select pg_try_advisory_xact_lock(hashtextextended(${lockName}, 0)) as locked,
+                 (select json_build_object('requestHash', request_hash, 'messageId', message_id, 'response', response)
+                    from idempotency_keys where sender_orgnr = ${org} and key = ${key} and expires_at > now()) as answer,
+                 ${part.senderReference ? sql`(select id from messages where sender_orgnr = ${org} and sender_reference = ${part.senderReference})` : sql`null`}::uuid as dup,
+                 (select to_jsonb(r) - 'mailbox_certificate' from (${recipientsQuery([part.recipient.personId])}) r) as recipient`.execute(trx);
+        const first = rows[0]!;
+        if (first.answer) {
+          earlier = first.answer;
+          return;
+        }
+        if (!first.locked) throw inFlight();
+        if (first.dup) throw duplicateReference(first.dup);
+        const recipient: Recipient = first.recipient
+          ? recipientFromRow({ ...first.recipient, mailbox_certificate: null }, now)
+          : { personId: part.recipient.personId, status: 'NOT_REGISTERED', reserved: false, language: null, canNotify: false };
+        route = await routeRecipient(trx, recipient, part.print !== undefined);
+        const sealed = await seal({ ...storage, db: trx, blobs: new PostgresBlobStore(trx) }, route, true);
+        await commit(trx, sealed, route);
+      });
+    } catch (err) {
+      return onCommitError(err);
+    }
+    if (earlier) return replay(earlier, await fingerprintOnly(parts, valid, budget));
+    return accepted(route!);
+  }
+
+  // Large letters: the key is checked and held by a session advisory lock on a dedicated
+  // connection, and the documents stream into the sealer first, so no transaction stays open
+  // during a long upload; a crash before the commit leaves only an unreferenced package, which
+  // the storage retention sweep removes.
   const earlier = await findAnswer(db, org, key);
   if (earlier) return replay(earlier, await fingerprintOnly(parts, valid, budget));
-
-  const lockName = `idempotency:${org}:${key}`;
-  if (!(await locks.tryLock(lockName))) {
-    throw new Problem(ingestionProblems.IDEMPOTENCY_IN_FLIGHT, 'A request with this Idempotency-Key is in progress; retry after it completes', {}, { 'retry-after': '1' });
-  }
+  if (!(await locks.tryLock(lockName))) throw inFlight();
   try {
     // A duplicate that completed between the first look and the lock is caught at commit: the
     // key's primary key refuses a second answer (LostRace) and the stored one is replayed.
-    const part = valid.part;
     if (part.senderReference) {
       const dup = await db.selectFrom('messages').select('id').where('sender_orgnr', '=', org).where('sender_reference', '=', part.senderReference).executeTakeFirst();
-      if (dup) throw new Problem(ingestionProblems.DUPLICATE_SENDER_REFERENCE, 'senderReference is already used by another letter', { messageId: dup.id });
+      if (dup) throw duplicateReference(dup.id);
     }
     const route: Route = await routeLetter(db, part.recipient.personId, part.print !== undefined, now);
-    const messageId = randomUUID();
-    const print = (part.print ?? null) as PrintInstructions | null;
-    const manifest: ManifestInput = {
-      messageId,
-      sender: { orgnr: org, name: sender.name },
-      recipient: { personId: part.recipient.personId, mailbox: route.route === 'DIGITAL' ? { providerOrgnr: route.providerOrgnr, address: route.mailboxAddress } : null },
-      title: part.title,
-      language: part.language,
-      securityLevel: part.securityLevel,
-      availableAt: valid.availableAt.toISOString(),
-      openReceipt: part.openReceipt ?? false,
-      ...(route.route === 'PRINT' && print ? { print } : {}),
-    };
-
-    const failure: { err?: unknown } = {};
-    const seal = (sctx: StorageContext) =>
-      sealPackage(sctx, { manifest, documents: documentStreams(parts, valid.documents, budget, failure) }).catch((err: unknown) => {
-        const cause = failure.err ?? err;
-        if (cause instanceof Problem) throw cause;
-        if ((cause as { code?: string }).code?.startsWith('FST_') || cause instanceof PackageError) throw partsError(cause);
-        throw cause;
-      });
-    const notifications = part.notifications ? { ...part.notifications, repeatAfterDays: part.notifications.repeatAfterDays ?? [] } : null;
-    let body: Record<string, unknown> | undefined;
-    let requestHash = '';
-    let documents = 0;
-    const commit = async (trx: Transaction<Database>, sealed: SealedPackage) => {
-      requestHash = requestFingerprint(valid.raw, sealed.manifest.documents);
-      documents = sealed.manifest.documents.length;
-      body = {
-        id: messageId,
-        route: route.route,
-        provider: { orgnr: route.providerOrgnr, name: route.providerName },
-        status: 'ACCEPTED',
-        senderReference: part.senderReference ?? null,
-        links: { self: `/v1/messages/${messageId}`, receipts: '/v1/receipts' },
-      };
-      if (!(await storeAnswer(trx, org, key, { requestHash, messageId, response: body }, config.IDEMPOTENCY_TTL_HOURS))) throw new LostRace();
-      await trx
-        .insertInto('messages')
-        .values({
-          id: messageId,
-          sender_orgnr: org,
-          sender_reference: part.senderReference ?? null,
-          person_id: part.recipient.personId,
-          title: part.title,
-          language: part.language,
-          security_level: part.securityLevel,
-          available_at: valid.availableAt,
-          open_receipt: part.openReceipt ?? false,
-          notifications: notifications ? JSON.stringify(notifications) : null,
-          print: print ? JSON.stringify(print) : null,
-          route: route.route,
-          provider_orgnr: route.providerOrgnr,
-          package_id: sealed.packageId,
-          manifest_sha256: sealed.manifestSha256,
-          documents: JSON.stringify(sealed.manifest.documents.map((d, i) => ({ ...d, main: i === 0 }))),
-        })
-        .execute();
-      const delivery = await createDelivery(trx, storage, {
-        messageId,
-        senderOrgnr: org,
-        personId: part.recipient.personId,
-        route: route.route,
-        providerOrgnr: route.providerOrgnr,
-        mailboxAddress: route.mailboxAddress,
-        title: part.title,
-        securityLevel: part.securityLevel,
-        availableAt: valid.availableAt,
-        print: route.route === 'PRINT' ? print : null,
-        sealed,
-      });
-      const job: ExpiryJob = { messageId, deliveryId: delivery.id };
-      await enqueue(trx, { queue: INGESTION_QUEUE, name: EXPIRY_JOB, data: job, delayMs: config.DELIVERY_EXPIRY_SECONDS * 1000 });
-    };
-    const length = Number(request.headers['content-length']);
     try {
-      if (Number.isFinite(length) && length <= SEAL_IN_TRANSACTION_BYTES) {
-        // Small letters (the common case) are sealed inside the letter's own transaction: one
-        // commit for package, chunks, message, delivery, event and job, and nothing left behind
-        // by a crash at any point. The body is small, so the transaction is short.
-        await db.transaction().execute(async (trx) => commit(trx, await seal({ ...storage, db: trx, blobs: new PostgresBlobStore(trx) })));
-      } else {
-        // Large letters stream into the sealer first so no transaction stays open during a long
-        // upload; a crash before the commit leaves only an unreferenced package, which the
-        // storage retention sweep removes.
-        const sealed = await seal(storage);
-        await db.transaction().execute((trx) => commit(trx, sealed));
-      }
+      const sealed = await seal(storage, route);
+      await db.transaction().execute((trx) => commit(trx, sealed, route));
     } catch (err) {
-      if (err instanceof LostRace) {
-        const winner = await findAnswer(db, org, key);
-        if (winner) return replay(winner, requestHash);
-        throw new Problem(ingestionProblems.IDEMPOTENCY_IN_FLIGHT, 'A request with this Idempotency-Key completed concurrently; retry');
-      }
-      if (isUniqueViolation(err, 'sender_reference')) throw new Problem(ingestionProblems.DUPLICATE_SENDER_REFERENCE, 'senderReference is already used by another letter');
-      throw err;
+      return await onCommitError(err);
     }
-    request.log.info({ messageId, route: route.route, documents, bytes: budget.used }, 'letter accepted');
-    return { status: 201, body: body!, replayed: false };
+    return accepted(route);
   } finally {
     await locks.unlock(lockName);
   }

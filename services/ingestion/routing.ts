@@ -50,7 +50,11 @@ export type Route =
  * otherwise PRINT when print details are given; otherwise a 422 naming the cause.
  */
 export async function routeLetter(db: DbLike, personId: string, wantsPrint: boolean, now = new Date()): Promise<Route> {
-  const recipient = (await findRecipients(db, [personId], { now, certificates: false })).get(personId)!;
+  return routeRecipient(db, (await findRecipients(db, [personId], { now, certificates: false })).get(personId)!, wantsPrint);
+}
+
+/** routeLetter for a recipient already looked up; reads the database only for a print route. */
+export async function routeRecipient(db: DbLike, recipient: Recipient, wantsPrint: boolean): Promise<Route> {
   if (recipient.status === 'NOT_REGISTERED') throw new Problem(ingestionProblems.INVALID_RECIPIENT, 'The registry does not know this person');
   if (recipient.status === 'DELETED') throw new Problem(ingestionProblems.RECIPIENT_DELETED, 'The person is deleted from the registry');
   const mailbox = digitalMailbox(recipient);

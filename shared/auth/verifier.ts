@@ -21,6 +21,8 @@ export interface TokenVerifier {
 }
 
 const ORG_ID = /^0192:(\d{9})$/;
+const VERIFIED_CACHE_MS = 60_000;
+const VERIFIED_CACHE_SIZE = 10_000;
 
 function keySetFor(jwks: string): JWTVerifyGetKey {
   if (/^https?:\/\//.test(jwks)) return createRemoteJWKSet(new URL(jwks), { cacheMaxAge: 10 * 60_000 });
@@ -78,25 +80,42 @@ export function principalFromClaims(payload: JWTPayload, issuer: string): Princi
  */
 export function createTokenVerifier(opts: { issuers: TrustedIssuer[]; audience: string; clockToleranceS: number }): TokenVerifier {
   const keySets = new Map(opts.issuers.map((i) => [i.issuer, keySetFor(i.jwks)]));
+  // A client sends the same token with every request until it expires: a token that verified is
+  // remembered (by its exact bytes) until its exp, at most VERIFIED_CACHE_MS, so a signature is
+  // checked about once a minute per token instead of once per request. Failures are not cached.
+  const verified = new Map<string, { principal: Principal; until: number }>();
   return {
     async verify(token: string) {
-      const iss = issuerOf(token);
-      const keys = keySets.get(iss);
-      if (!keys) throw new TokenError('untrusted-issuer', 'issuer is not trusted');
-      try {
-        const { payload } = await jwtVerify(token, keys, {
-          issuer: iss,
-          audience: opts.audience,
-          algorithms: ALLOWED_ALGORITHMS,
-          clockTolerance: opts.clockToleranceS,
-          requiredClaims: ['exp', 'iss', 'aud'],
-        });
-        return principalFromClaims(payload, iss);
-      } catch (err) {
-        if (err instanceof TokenError) throw err;
-        if (err instanceof errors.JWTExpired) throw new TokenError('expired', 'token has expired');
-        throw new TokenError('invalid', err instanceof Error ? err.message : 'token rejected');
+      const now = Date.now();
+      const hit = verified.get(token);
+      if (hit) {
+        if (hit.until > now) return hit.principal;
+        verified.delete(token);
       }
+      const { principal, expiresAtMs } = await verifyUncached(token);
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(token, { principal, until: Math.min(now + VERIFIED_CACHE_MS, expiresAtMs) });
+      return principal;
     },
   };
+
+  async function verifyUncached(token: string): Promise<{ principal: Principal; expiresAtMs: number }> {
+    const iss = issuerOf(token);
+    const keys = keySets.get(iss);
+    if (!keys) throw new TokenError('untrusted-issuer', 'issuer is not trusted');
+    try {
+      const { payload } = await jwtVerify(token, keys, {
+        issuer: iss,
+        audience: opts.audience,
+        algorithms: ALLOWED_ALGORITHMS,
+        clockTolerance: opts.clockToleranceS,
+        requiredClaims: ['exp', 'iss', 'aud'],
+      });
+      return { principal: principalFromClaims(payload, iss), expiresAtMs: (payload.exp ?? 0) * 1000 };
+    } catch (err) {
+      if (err instanceof TokenError) throw err;
+      if (err instanceof errors.JWTExpired) throw new TokenError('expired', 'token has expired');
+      throw new TokenError('invalid', err instanceof Error ? err.message : 'token rejected');
+    }
+  }
 }

@@ -1,5 +1,5 @@
-import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { CompactSign, exportJWK, type JWK } from 'jose';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign as signNative, type KeyObject } from 'node:crypto';
+import { exportJWK, type JWK } from 'jose';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { Keyring } from './keyring.js';
@@ -36,10 +36,18 @@ export class HubKeys {
 
   /** The key that signs now; creates the first key when there is none. */
   async signingKey(): Promise<SigningKey> {
-    if (this.current && this.current.until > this.now()) return this.current.key;
+    const now = this.now();
+    if (this.current && this.current.until > now) return this.current.key;
     this.pending ??= this.loadCurrent().finally(() => {
       this.pending = undefined;
     });
+    // Just expired: keep signing with the known key while it is reloaded, so a caller holding a
+    // pooled connection (a transaction) never waits for another one (a saturated pool would
+    // deadlock). Only the first load, or one after a long pause, waits.
+    if (this.current && this.current.until + CACHE_MS > now) {
+      this.pending.catch(() => undefined);
+      return this.current.key;
+    }
     return this.pending;
   }
 
@@ -105,14 +113,16 @@ export class HubKeys {
     return { keys: rows.map((r) => r.public_jwk as JWK) };
   }
 
-  /** A compact JWS over `payload` with the current key; `detached` leaves the payload out (RFC 7515 F). */
+  /**
+   * A compact JWS over `payload` with the current key; `detached` leaves the payload out (RFC 7515 F).
+   * Signed with node:crypto directly (synchronous, on the cached KeyObject): the same JWS jose's
+   * CompactSign makes, without WebCrypto's per-call key normalisation and async job.
+   */
   async sign(payload: Uint8Array, opts: { typ?: string; cty?: string; detached?: boolean } = {}): Promise<string> {
     const { kid, key } = await this.signingKey();
-    const jws = await new CompactSign(payload)
-      .setProtectedHeader({ alg: HUB_ALG, kid, ...(opts.typ ? { typ: opts.typ } : {}), ...(opts.cty ? { cty: opts.cty } : {}) })
-      .sign(key);
-    if (!opts.detached) return jws;
-    const [h, , s] = jws.split('.');
-    return `${h}..${s}`;
+    const header = Buffer.from(JSON.stringify({ alg: HUB_ALG, kid, ...(opts.typ ? { typ: opts.typ } : {}), ...(opts.cty ? { cty: opts.cty } : {}) })).toString('base64url');
+    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64url');
+    const signature = signNative('sha256', Buffer.from(`${header}.${body}`, 'ascii'), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    return opts.detached ? `${header}..${signature}` : `${header}.${body}.${signature}`;
   }
 }

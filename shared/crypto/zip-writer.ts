@@ -123,15 +123,24 @@ export class ZipWriter {
     try {
       const head: Buffer[] = [];
       let headBytes = 0;
+      let ended = false;
       while (level > 0 && headBytes < PROBE_BYTES) {
         const chunk = await next();
-        if (!chunk) break;
+        if (!chunk) {
+          ended = true;
+          break;
+        }
         head.push(chunk);
         headBytes += chunk.length;
       }
       const probe = head.length === 0 ? null : Buffer.concat(head, headBytes).subarray(0, PROBE_BYTES);
-      const compress = probe !== null && deflateRawSync(probe, { level }).length < probe.length * WORTH_COMPRESSING;
-      if (compress) {
+      const probed = probe === null ? null : deflateRawSync(probe, { level });
+      const compress = probed !== null && probed.length < probe!.length * WORTH_COMPRESSING;
+      if (compress && ended) {
+        // The whole document was the probe (most letters): its deflate stream is the entry.
+        compressedSize += probed.length;
+        yield probed;
+      } else if (compress) {
         async function* rest() {
           yield* head;
           for (let chunk = await next(); chunk; chunk = await next()) yield chunk;

@@ -101,6 +101,19 @@ export async function appendEvent(trx: Transaction<Database> | Kysely<Database>,
   return trx.isTransaction ? run(trx as Transaction<Database>) : (trx as Kysely<Database>).transaction().execute(run);
 }
 
+/**
+ * The first event of a message created in the caller's own transaction: seq 1 and no previous
+ * hash, so no lock and no read are needed (nobody else can append to a message that is not
+ * committed yet; a message that does have events fails on the (message_id, seq) primary key
+ * rather than forking). For internal types only: no receipt is made. The caller inserts `row`.
+ */
+export function firstEvent(input: Omit<AppendEvent, 'receipt' | 'senderOrgnr'>) {
+  if (RECEIPT_TYPES[input.type] !== undefined) throw new Error(`firstEvent is for internal events, not ${input.type}`);
+  const event: ChainedEvent = { messageId: input.messageId, seq: 1, type: input.type, at: input.at ?? new Date(), data: input.data ?? {}, prevHash: null };
+  const hash = eventHash(event);
+  return { seq: 1, hash, row: { message_id: event.messageId, seq: 1, type: event.type, at: event.at, data: JSON.stringify(event.data), prev_hash: null, hash } };
+}
+
 /** A message's events in order, as the chain checker wants them. */
 export async function loadEvents(db: Kysely<Database>, messageId: string) {
   const rows = await db.selectFrom('message_events').selectAll().where('message_id', '=', messageId).orderBy('seq').execute();

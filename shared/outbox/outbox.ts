@@ -14,6 +14,9 @@ export interface OutboxJob {
 /** The BullMQ jobId of an outbox row: re-relaying the same row never creates a second job. */
 export const outboxJobId = (id: string): string => `outbox-${id}`;
 
+/** The outbox row of a job, for callers that fold the insert into a larger statement (same transaction). */
+export const outboxRow = (j: OutboxJob) => ({ queue: j.queue, job_name: j.name, payload: JSON.stringify(j.data ?? null), delay_ms: j.delayMs ?? 0 });
+
 /**
  * Writes jobs inside the caller's transaction: they exist exactly when the state change that
  * caused them commits.
@@ -23,7 +26,7 @@ export async function enqueue(trx: Transaction<Database> | Kysely<Database>, job
   if (list.length === 0) return [];
   const rows = await trx
     .insertInto('outbox')
-    .values(list.map((j) => ({ queue: j.queue, job_name: j.name, payload: JSON.stringify(j.data ?? null), delay_ms: j.delayMs ?? 0 })))
+    .values(list.map(outboxRow))
     .returning('id')
     .execute();
   return rows.map((r) => r.id);

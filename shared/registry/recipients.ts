@@ -111,6 +111,40 @@ function contactPoint(address: string | null, updatedAt: number | null, verified
 }
 
 /**
+ * One row of recipientsQuery as a Recipient. `providerCerts` holds the provider certificates
+ * for mailboxes without their own (empty when certificates are not wanted).
+ */
+export function recipientFromRow(r: RecipientRow, now: Date, providerCerts: ReadonlyMap<string, Buffer> = new Map()): Recipient {
+  const active = r.status === 'ACTIVE';
+  const email = active ? contactPoint(r.email, r.email_updated_at, r.email_verified_at, now) : undefined;
+  const mobile = active ? contactPoint(r.mobile, r.mobile_updated_at, r.mobile_verified_at, now) : undefined;
+  const rec: Recipient = {
+    personId: r.person_id,
+    status: r.status,
+    reserved: r.reserved,
+    reservedAt: toDate(r.reserved_at),
+    reservationUpdatedAt: toDate(r.reservation_updated_at),
+    language: r.language,
+    languageUpdatedAt: toDate(r.language_updated_at),
+    canNotify: active && !r.reserved && (email?.usable === true || mobile?.usable === true),
+  };
+  if (email) rec.email = email;
+  if (mobile) rec.mobile = mobile;
+  if (active && r.provider_orgnr && r.mailbox_address && r.provider_name && r.provider_kind) {
+    const own = r.mailbox_certificate;
+    rec.mailbox = {
+      providerOrgnr: r.provider_orgnr,
+      providerName: r.provider_name,
+      providerKind: r.provider_kind,
+      address: r.mailbox_address,
+      certificateDer: own ?? providerCerts.get(r.provider_orgnr) ?? Buffer.alloc(0),
+      ownCertificate: own !== null,
+    };
+  }
+  return rec;
+}
+
+/**
  * Every requested personId mapped to what the registry says about it: valid but unknown ids
  * come back as NOT_REGISTERED. The caller validates ids first (shared/ids/person-id.ts).
  */
@@ -132,35 +166,7 @@ export async function findRecipients(db: DbLike, personIds: readonly string[], o
   }
 
   const out = new Map<string, Recipient>();
-  for (const r of rows) {
-    const active = r.status === 'ACTIVE';
-    const email = active ? contactPoint(r.email, r.email_updated_at, r.email_verified_at, now) : undefined;
-    const mobile = active ? contactPoint(r.mobile, r.mobile_updated_at, r.mobile_verified_at, now) : undefined;
-    const rec: Recipient = {
-      personId: r.person_id,
-      status: r.status,
-      reserved: r.reserved,
-      reservedAt: toDate(r.reserved_at),
-      reservationUpdatedAt: toDate(r.reservation_updated_at),
-      language: r.language,
-      languageUpdatedAt: toDate(r.language_updated_at),
-      canNotify: active && !r.reserved && (email?.usable === true || mobile?.usable === true),
-    };
-    if (email) rec.email = email;
-    if (mobile) rec.mobile = mobile;
-    if (active && r.provider_orgnr && r.mailbox_address && r.provider_name && r.provider_kind) {
-      const own = r.mailbox_certificate;
-      rec.mailbox = {
-        providerOrgnr: r.provider_orgnr,
-        providerName: r.provider_name,
-        providerKind: r.provider_kind,
-        address: r.mailbox_address,
-        certificateDer: own ?? providerCerts.get(r.provider_orgnr) ?? Buffer.alloc(0),
-        ownCertificate: own !== null,
-      };
-    }
-    out.set(r.person_id, rec);
-  }
+  for (const r of rows) out.set(r.person_id, recipientFromRow(r, now, providerCerts));
   for (const id of unique) {
     if (!out.has(id)) out.set(id, { personId: id, status: 'NOT_REGISTERED', reserved: false, language: null, canNotify: false });
   }

@@ -18,8 +18,8 @@ export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 
 export class PostgresBlobStore implements BlobStore {
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly chunkBytes = DEFAULT_CHUNK_BYTES,
+    readonly db: Kysely<Database>,
+    readonly chunkBytes = DEFAULT_CHUNK_BYTES,
     /** Chunks fetched per query while reading (bounded memory: readAhead x chunkBytes). */
     private readonly readAhead = 4,
     /** Chunk inserts allowed in flight beside the one being produced. */

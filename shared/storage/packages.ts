@@ -1,6 +1,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
 import { buildPackage, type DocumentInput, type Manifest, type ManifestInput } from '../crypto/asice.js';
+import { PostgresBlobStore } from './blob-store.js';
 import type { StorageContext } from './context.js';
 
 /**
@@ -14,6 +17,23 @@ export interface SealInput {
   /** Defaults to a random UUID. */
   packageId?: string;
   compressionLevel?: number;
+  /**
+   * When the package fits in one chunk, write nothing and return it as `pending`: the caller
+   * (createDelivery, in the same transaction) writes package, chunk and delivery in one statement.
+   * Only for a Postgres blob store on the caller's transaction.
+   */
+  deferWrite?: boolean;
+}
+
+/** A sealed package of one chunk not written yet (see SealInput.deferWrite). */
+export interface PendingPackage {
+  id: string;
+  kekId: string;
+  wrappedKey: Buffer;
+  iv: Buffer;
+  zipSize: number;
+  ciphertextSize: number;
+  data: Buffer;
 }
 
 export interface SealedPackage {
@@ -24,6 +44,8 @@ export interface SealedPackage {
   zipSize: number;
   ciphertextSize: number;
   chunks: number;
+  /** Set when the write was deferred (SealInput.deferWrite): the row and its one chunk, to be written. */
+  pending?: PendingPackage;
 }
 
 export const dataKeyContext = (packageId: string): string => `package:${packageId}`;
@@ -36,12 +58,33 @@ class Counter extends Transform {
   }
 }
 
+/** The package row (SEALED) and its one chunk, as CTEs `p` and `c` to lead a larger statement. */
+export const pendingPackageCtes = (p: PendingPackage) => sql`
+  p as (
+    insert into packages (id, status, kek_id, wrapped_key, iv, zip_size, ciphertext_size, chunk_count, sealed_at)
+    values (${p.id}, 'SEALED', ${p.kekId}, ${p.wrappedKey}, ${p.iv}, ${p.zipSize}, ${p.ciphertextSize}, 1, now())
+    returning id),
+  c as (
+    insert into package_chunks (package_id, seq, data) select id, 0, ${p.data} from p)`;
+
+/** Writes a deferred package (row and chunk) in one statement. */
+export async function writePendingPackage(db: Kysely<Database>, p: PendingPackage): Promise<void> {
+  await sql`with ${pendingPackageCtes(p)} select 1`.execute(db);
+}
+
+/**
+ * Seals a package. A package whose ciphertext fits in one chunk of the Postgres blob store (the
+ * usual letter) is written by one statement at the end, the row already SEALED with its one
+ * chunk: nothing is written before the documents have been read whole, so there is nothing to
+ * clean up when one fails. Larger packages (or another blob store) insert the row first, stream
+ * the chunks and mark the row SEALED.
+ */
 export async function sealPackage(ctx: StorageContext, input: SealInput): Promise<SealedPackage> {
   const packageId = input.packageId ?? randomUUID();
   const dataKey = randomBytes(32);
   const iv = randomBytes(16);
   const { kekId, wrapped } = ctx.keyring.wrap(dataKey, dataKeyContext(packageId));
-  await ctx.db.insertInto('packages').values({ id: packageId, kek_id: kekId, wrapped_key: wrapped, iv }).execute();
+  const oneChunk = ctx.blobs instanceof PostgresBlobStore && ctx.blobs.db === ctx.db ? ctx.blobs.chunkBytes : 0;
 
   let manifestJson: Buffer | undefined;
   const built = buildPackage(
@@ -56,8 +99,53 @@ export async function sealPackage(ctx: StorageContext, input: SealInput): Promis
   const zipCounter = new Counter();
   const cipher = createCipheriv('aes-256-cbc', dataKey, iv);
   const encrypted = pipeline(built.stream, zipCounter, cipher, () => undefined);
+  const sealed = (manifest: Manifest, stored: { size: number; chunks: number }): SealedPackage => ({
+    packageId,
+    manifest,
+    manifestSha256: createHash('sha256').update(manifestJson!).digest('hex'),
+    zipSize: zipCounter.bytes,
+    ciphertextSize: stored.size,
+    chunks: stored.chunks,
+  });
+  let rowWritten = false;
   try {
-    const putting = ctx.blobs.put(packageId, encrypted).catch((err: unknown) => {
+    // Up to one chunk of ciphertext first (the blob store buffers that much before its first
+    // insert anyway).
+    const source = encrypted[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let ended = false;
+    try {
+      while (oneChunk > 0 && headBytes < oneChunk) {
+        const r = await source.next();
+        if (r.done) {
+          ended = true;
+          break;
+        }
+        head.push(r.value);
+        headBytes += r.value.length;
+      }
+    } catch (err) {
+      // A failing document (the cause) wins over the broken pipe it leaves behind.
+      built.abort(err instanceof Error ? err : new Error(String(err)));
+      await built.manifest;
+      throw err;
+    }
+    if (ended) {
+      const manifest = await built.manifest;
+      const data = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
+      const pending: PendingPackage = { id: packageId, kekId, wrappedKey: wrapped, iv, zipSize: zipCounter.bytes, ciphertextSize: headBytes, data };
+      if (input.deferWrite) return { ...sealed(manifest, { size: headBytes, chunks: 1 }), pending };
+      await writePendingPackage(ctx.db, pending);
+      return sealed(manifest, { size: headBytes, chunks: 1 });
+    }
+    await ctx.db.insertInto('packages').values({ id: packageId, kek_id: kekId, wrapped_key: wrapped, iv }).execute();
+    rowWritten = true;
+    const rest = (async function* () {
+      yield* head;
+      for (let r = await source.next(); !r.done; r = await source.next()) yield r.value;
+    })();
+    const putting = ctx.blobs.put(packageId, rest).catch((err: unknown) => {
       built.abort(err instanceof Error ? err : new Error(String(err)));
       throw err;
     });
@@ -67,24 +155,16 @@ export async function sealPackage(ctx: StorageContext, input: SealInput): Promis
     if (built_.status === 'rejected') throw built_.reason;
     if (put.status === 'rejected') throw put.reason;
     const stored = put.value;
-    const manifest = built_.value;
     await ctx.db
       .updateTable('packages')
       .set({ status: 'SEALED', zip_size: zipCounter.bytes, ciphertext_size: stored.size, chunk_count: stored.chunks, sealed_at: new Date() })
       .where('id', '=', packageId)
       .execute();
-    return {
-      packageId,
-      manifest,
-      manifestSha256: createHash('sha256').update(manifestJson!).digest('hex'),
-      zipSize: zipCounter.bytes,
-      ciphertextSize: stored.size,
-      chunks: stored.chunks,
-    };
+    return sealed(built_.value, stored);
   } catch (err) {
     encrypted.destroy();
     // Chunks go with the row (on delete cascade); nothing half-written stays behind.
-    await ctx.db.deleteFrom('packages').where('id', '=', packageId).execute().catch(() => undefined);
+    if (rowWritten) await ctx.db.deleteFrom('packages').where('id', '=', packageId).execute().catch(() => undefined);
     throw err;
   } finally {
     dataKey.fill(0);
