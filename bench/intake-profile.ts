@@ -1,0 +1,94 @@
+/**
+ * Tooling for bench/intake.ts: starts Postgres, seeds, runs the ingestion service as its own
+ * process (optionally with --cpu-prof and a query counter), loads it with autocannon from here.
+ *   PROFILE=1  writes a .cpuprofile under bench/results/
+ *   COUNT=1    prints queries per letter
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { issueDevToken } from '../shared/auth/dev-issuer.js';
+import { SCOPES } from '../shared/auth/scopes.js';
+import { connectDb } from '../shared/db/connect.js';
+import { migrateToLatest } from '../shared/db/migrate.js';
+import { projectRoot } from '../shared/runtime/project-root.js';
+import { freePort } from '../tests/harness/free-port.js';
+import { letter, seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
+import { BODY_10KB } from './baseline.js';
+import { load } from './lib/load.js';
+import { benchDatabase } from './lib/postgres.js';
+
+const BOUNDARY = '----postbud-bench';
+const body = Buffer.concat([
+  Buffer.from(
+    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="message"\r\n\r\n${JSON.stringify(letter())}\r\n` +
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="document"; filename="vedtak.pdf"\r\nContent-Type: application/pdf\r\n\r\n`,
+  ),
+  Buffer.from('%PDF-1.7\n'),
+  BODY_10KB.subarray(9),
+  Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
+]);
+
+const pg = await benchDatabase();
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'postbud-prof-'));
+const db = connectDb(pg.url, { poolSize: 2 });
+await migrateToLatest(db.kysely);
+await seedRegistry(db.kysely).catch(() => undefined);
+if (process.env.NO_NOTIFY) await db.pool.query('alter table outbox disable trigger outbox_notify');
+const port = await freePort();
+const root = projectRoot();
+const args = ['--import', 'tsx'];
+if (process.env.COUNT) args.push('--import', path.join(root, 'bench/lib/count-queries.mjs'));
+if (process.env.PROFILE) args.push('--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench/results'));
+args.push(path.join(root, 'services/ingestion/main.ts'));
+let stderr = '';
+const child = spawn(process.execPath, args, {
+  cwd: root,
+  env: { ...process.env, DATABASE_URL: pg.url, DATA_DIR: dataDir, INGESTION_PORT: String(port), LOG_LEVEL: 'warn', QUEUE_PREFIX: 'bench_prof', RATE_LIMIT_PER_MINUTE: '10000000', DATABASE_POOL_SIZE: '20' },
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
+child.stderr!.on('data', (d) => (stderr += String(d)));
+for (let i = 0; ; i++) {
+  if (await fetch(`http://127.0.0.1:${port}/health/ready`).then((r) => r.ok, () => false)) break;
+  if (i > 300) throw new Error('ingestion did not start');
+  await new Promise((r) => setTimeout(r, 100));
+}
+const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud' });
+const run = (durationS: number, connections = 32) =>
+  load({ url: `http://127.0.0.1:${port}/v1/messages`, method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'idempotency-key': '[<id>]' }, durationS, connections, idReplacement: true });
+await run(3);
+if (process.env.COUNT) child.kill('SIGWINCH');
+const before = Number((await db.kysely.selectFrom('messages').select((e) => e.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+const waits = new Map<string, number>();
+const sampler = process.env.WAITS
+  ? setInterval(() => {
+      void db.pool
+        .query(`select coalesce(wait_event_type, 'cpu') || ':' || coalesce(wait_event, '-') || ':' || state || ':' || left(regexp_replace(query, '\\s+', ' ', 'g'), 50) as w from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and state <> 'idle'`)
+        .then((res) => res.rows.forEach((row: { w: string }) => waits.set(row.w, (waits.get(row.w) ?? 0) + 1)), () => undefined);
+    }, 50)
+  : undefined;
+const r = await run(Number(process.env.BENCH_DURATION_S ?? 10));
+if (sampler) {
+  clearInterval(sampler);
+  for (const [w, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(String(n).padStart(6), w);
+}
+const after = Number((await db.kysely.selectFrom('messages').select((e) => e.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+console.log(JSON.stringify(r), 'letters', after - before);
+if (process.env.COUNT) {
+  child.kill('SIGWINCH');
+  await new Promise((res) => setTimeout(res, 500));
+  const m = [...stderr.matchAll(/QUERYCOUNTS (.*)/g)].at(-1);
+  const rows = JSON.parse(m![1]!) as [string, number][];
+  const n = after - before;
+  let total = 0;
+  for (const [q, c] of rows) {
+    total += c;
+    console.log((c / n).toFixed(2).padStart(6), q);
+  }
+  console.log('total per letter', (total / n).toFixed(2));
+}
+child.kill('SIGINT');
+await new Promise((res) => child.once('exit', res));
+await db.close();
+await pg.stop();
