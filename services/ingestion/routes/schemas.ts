@@ -1,29 +1,6 @@
 import { Type, type Static } from 'typebox';
+import { ProblemSchema, errors, DateTime, Uuid, Orgnr, Language } from '../../../shared/app/schemas.js';
 
-/** RFC 9457 problem details as every error response carries them (extensions allowed). */
-export const ProblemSchema = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.Optional(Type.String()),
-    instance: Type.Optional(Type.String()),
-    code: Type.String(),
-  },
-  { additionalProperties: true, description: 'RFC 9457 problem details (application/problem+json)' },
-);
-
-/** The error responses a guarded route can give, plus any extra status codes. */
-export const errors = (...extra: number[]) => {
-  const out: Record<number, typeof ProblemSchema> = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema };
-  for (const code of extra) out[code] = ProblemSchema;
-  return out;
-};
-
-export const DateTime = Type.String({ format: 'date-time' });
-export const Uuid = Type.String({ format: 'uuid' });
-export const Orgnr = Type.String({ pattern: '^[0-9]{9}$', description: 'organisation number (9 digits, mod-11)' });
-export const Language = Type.Union([Type.Literal('nb'), Type.Literal('nn'), Type.Literal('en'), Type.Literal('se')]);
 export const SecurityLevel = Type.Union([Type.Literal(3), Type.Literal(4)], { description: '3 = idporten-loa-substantial, 4 = idporten-loa-high' });
 
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
@@ -103,3 +80,5 @@ export const SubmitResponse = Type.Object({
   senderReference: Type.Union([Type.String(), Type.Null()]),
   links: Links,
 });
+
+export { ProblemSchema, errors, DateTime, Uuid, Orgnr, Language };

@@ -8,7 +8,7 @@ import { Problem } from '../../../shared/errors/problem.js';
 import { ALL_QUEUES, notificationContext, type NotificationContext, type QueueName } from '../context.js';
 import { notificationProblems } from '../problems.js';
 import { queueStats } from '../queue-stats.js';
-import { errors } from './schemas.js';
+import { errors } from '../../../shared/app/schemas.js';
 
 const QueueParam = Type.Enum(ALL_QUEUES);
 const QueueStatsSchema = Type.Object({

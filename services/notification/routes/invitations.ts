@@ -5,7 +5,7 @@ import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/g
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { notificationContext } from '../context.js';
 import { INVITATION_RESULTS, invite } from '../invitations.js';
-import { errors } from './schemas.js';
+import { errors } from '../../../shared/app/schemas.js';
 
 const Body = Type.Object(
   {

@@ -1,31 +1,11 @@
 import { Type } from 'typebox';
+import { ProblemSchema, errors, DateTime, Orgnr, Language } from '../../../shared/app/schemas.js';
 
-/** RFC 9457 problem details as every error response carries them (extensions allowed). */
-export const ProblemSchema = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.Optional(Type.String()),
-    instance: Type.Optional(Type.String()),
-    code: Type.String(),
-  },
-  { additionalProperties: true, description: 'RFC 9457 problem details (application/problem+json)' },
-);
-
-/** The error responses a guarded route can give, plus any extra status codes. */
-export const errors = (...extra: number[]) => {
-  const out: Record<number, typeof ProblemSchema> = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema };
-  for (const code of extra) out[code] = ProblemSchema;
-  return out;
-};
-
-export const DateTime = Type.String({ format: 'date-time' });
 export const NullableDateTime = Type.Union([DateTime, Type.Null()]);
 export const PersonIdString = Type.String({ maxLength: 64, description: 'fødselsnummer or D-number (11 digits)' });
-export const Orgnr = Type.String({ pattern: '^[0-9]{9}$', description: 'organisation number (9 digits, mod-11)' });
 export const Id = Type.String({ pattern: '^[0-9]{1,18}$' });
 export const CertificateInput = Type.String({ minLength: 1, maxLength: 16_384, description: 'X.509 certificate: PEM, or base64 of the DER' });
-export const Language = Type.Union([Type.Literal('nb'), Type.Literal('nn'), Type.Literal('en'), Type.Literal('se')]);
 
 export const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
+
+export { ProblemSchema, errors, DateTime, Orgnr, Language };

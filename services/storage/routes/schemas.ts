@@ -1,25 +1,6 @@
 import { Type } from 'typebox';
+import { ProblemSchema, errors, DateTime, Uuid } from '../../../shared/app/schemas.js';
 
-export const ProblemSchema = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.Optional(Type.String()),
-    instance: Type.Optional(Type.String()),
-    code: Type.String(),
-  },
-  { additionalProperties: true, description: 'RFC 9457 problem details (application/problem+json)' },
-);
-
-export const errors = (...extra: number[]) => {
-  const out: Record<number, typeof ProblemSchema> = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema };
-  for (const code of extra) out[code] = ProblemSchema;
-  return out;
-};
-
-export const DateTime = Type.String({ format: 'date-time' });
-export const Uuid = Type.String({ format: 'uuid' });
 export const DeliveryParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 
 export const State = Type.Union(
@@ -77,3 +58,5 @@ export const ProviderEventSchema = Type.Union(
   ],
   { description: 'OPENED (digital), PRINTED and RETURNED (print), FAILED (either)' },
 );
+
+export { ProblemSchema, errors, DateTime, Uuid };

@@ -19,3 +19,8 @@ export const errors = (...extra: number[]) => {
   for (const code of extra) out[code] = ProblemSchema;
   return out;
 };
+
+export const DateTime = Type.String({ format: 'date-time' });
+export const Uuid = Type.String({ format: 'uuid' });
+export const Orgnr = Type.String({ pattern: '^[0-9]{9}$', description: 'organisation number (9 digits, mod-11)' });
+export const Language = Type.Union([Type.Literal('nb'), Type.Literal('nn'), Type.Literal('en'), Type.Literal('se')]);
