@@ -115,8 +115,14 @@ t.test('webhooks push signed receipts with retries; expiry runs from the outbox'
   await compactVerify(payload.jws, jwks);
   const status = await svc.app.inject({ method: 'GET', url: `/v1/messages/${id}`, headers: { authorization: `Bearer ${sender}` } });
   t.equal(status.json().status, 'EXPIRED');
-  const pull = await svc.app.inject({ method: 'GET', url: '/v1/receipts', headers: { authorization: `Bearer ${sender}` } });
-  t.notOk(pull.json().receipts.some((r: { id: string }) => r.id === payload.id), 'a pushed receipt counts as acknowledged');
+  // The sender's endpoint answers before the pusher records the acknowledgement: wait for it.
+  const pulled = async () => {
+    const pull = await svc.app.inject({ method: 'GET', url: '/v1/receipts', headers: { authorization: `Bearer ${sender}` } });
+    return pull.json().receipts.some((r: { id: string }) => r.id === payload.id) as boolean;
+  };
+  const ackDeadline = Date.now() + 5_000;
+  while ((await pulled()) && Date.now() < ackDeadline) await new Promise((r) => setTimeout(r, 50));
+  t.notOk(await pulled(), 'a pushed receipt counts as acknowledged');
 
   // A receipt the pusher cannot deliver stays for pull after the last attempt.
   failFirst = 1000;
