@@ -9,7 +9,7 @@ export async function benchDatabase(): Promise<{ url: string; stop(): Promise<vo
   if (process.env.BENCH_DATABASE_URL) return { url: process.env.BENCH_DATABASE_URL, stop: async () => undefined };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'postbud-bench-'));
   chmodSync(dir, 0o755);
-  const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false });
+  const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort() });
   return {
     url: pg.url,
     async stop() {

@@ -29,7 +29,7 @@ async function main(): Promise<number> {
 
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
-    const embedded = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), port: await freePort(), persistent: false });
+    const embedded = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), port: await freePort() });
     stops.push(() => embedded.stop());
     adminUrl = embedded.url;
   }

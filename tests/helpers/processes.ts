@@ -12,7 +12,7 @@ export interface Proc {
 }
 
 /** Runs a TypeScript entry point as its own Node process (through tsx), as a deployment would. */
-export function runTs(t: Test, file: string, args: string[], env: Record<string, string>): Proc {
+export function runTs(t: Test, file: string, args: string[], env: Record<string, string>, opts: { detached?: boolean } = {}): Proc {
   // Coverage is collected in the test process only: a child's V8 coverage of the same files,
   // transformed by tsx rather than tap's loader, would merge into nonsense line counts. So the
   // child gets none of tap's process tracking (its loader in NODE_OPTIONS, its env).
@@ -23,6 +23,8 @@ export function runTs(t: Test, file: string, args: string[], env: Record<string,
     cwd: ROOT,
     env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a test can send a terminal's Ctrl-C to the whole group.
+    detached: opts.detached ?? false,
   });
   let out = '';
   child.stdout!.on('data', (d) => (out += String(d)));
