@@ -1,23 +1,13 @@
 import t from 'tap';
-import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { runTs, waitForHttp } from '../helpers/processes.js';
+import { runTs, servicePorts, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 
 t.test('postbud demo runs one letter through a running postbud start', async (t) => {
   const { url } = await testDatabase(t);
   const dataDir = testDataDir(t);
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const env = {
-    DATABASE_URL: url,
-    DATA_DIR: dataDir,
-    QUEUE_PREFIX: 'e2e_demo',
-    LOG_LEVEL: 'warn',
-    REGISTRY_PORT: String(ports[0]),
-    INGESTION_PORT: String(ports[1]),
-    STORAGE_PORT: String(ports[2]),
-    NOTIFICATION_PORT: String(ports[3]),
-  };
+  const { ports, env: portEnv } = await servicePorts();
+  const env = { DATABASE_URL: url, DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_demo', LOG_LEVEL: 'warn', ...portEnv };
   const before = runTs(t, 'scripts/cli.ts', ['demo'], env);
   t.equal((await before.exited).code, 1, 'without a running system it says what to do');
   t.match(before.output(), /npm start/);

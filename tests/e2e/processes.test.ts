@@ -5,7 +5,7 @@ import { createTokenVerifier } from '../../shared/auth/verifier.js';
 import { ensureDevIssuer } from '../../shared/auth/dev-issuer.js';
 import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { runTs, waitForHttp } from '../helpers/processes.js';
+import { runTs, servicePorts, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 
 t.test('a service runs alone as a process, becomes ready and stops cleanly on SIGTERM', async (t) => {
@@ -31,16 +31,8 @@ t.test('a wrong setting stops start-up with a message naming the variable', asyn
 t.test('postbud start runs the four services; the CLI token is accepted; Ctrl-C stops all', async (t) => {
   const { url } = await testDatabase(t);
   const dataDir = testDataDir(t);
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const env = {
-    DATABASE_URL: url,
-    DATA_DIR: dataDir,
-    QUEUE_PREFIX: 'e2e_start',
-    REGISTRY_PORT: String(ports[0]),
-    INGESTION_PORT: String(ports[1]),
-    STORAGE_PORT: String(ports[2]),
-    NOTIFICATION_PORT: String(ports[3]),
-  };
+  const { ports, env: portEnv } = await servicePorts();
+  const env = { DATABASE_URL: url, DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_start', ...portEnv };
   const p = runTs(t, 'scripts/cli.ts', ['start'], env);
   for (const port of ports) {
     const res = await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 60_000);
@@ -76,15 +68,8 @@ t.test('npm start with nothing configured: embedded Postgres, and a terminal Ctr
   const dataDir = testDataDir(t);
   chmodSync(dataDir, 0o755);
   const pgPort = await freePort();
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const env = {
-    DATA_DIR: dataDir,
-    EMBEDDED_PG_PORT: String(pgPort),
-    REGISTRY_PORT: String(ports[0]),
-    INGESTION_PORT: String(ports[1]),
-    STORAGE_PORT: String(ports[2]),
-    NOTIFICATION_PORT: String(ports[3]),
-  };
+  const { ports, env: portEnv } = await servicePorts();
+  const env = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), ...portEnv };
   const { DATABASE_URL: _db, REDIS_URL: _redis, ...rest } = process.env;
   const p = runTs(t, 'scripts/cli.ts', ['start'], { ...(rest as Record<string, string>), ...env }, { detached: true });
   for (const port of ports) t.equal((await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 90_000)).status, 200);

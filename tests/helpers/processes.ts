@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Test } from 'tap';
+import { freePort } from '../harness/free-port.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
@@ -50,4 +51,18 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<Resp
     if (Date.now() > deadline) throw new Error(`${url} not ready within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Four free ports, and the settings that put the services on them. */
+export async function servicePorts(): Promise<{ ports: number[]; env: Record<string, string> }> {
+  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  return {
+    ports,
+    env: {
+      REGISTRY_PORT: String(ports[0]),
+      INGESTION_PORT: String(ports[1]),
+      STORAGE_PORT: String(ports[2]),
+      NOTIFICATION_PORT: String(ports[3]),
+    },
+  };
 }
