@@ -122,6 +122,9 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     url,
     async stop() {
       if (exit !== undefined) return;
+      // Held again while stopping, or a process with nothing else to do would exit before the
+      // server has (Node's exit code 13: a top-level await that never settled).
+      child.ref();
       child.kill('SIGINT');
       await exited;
     },

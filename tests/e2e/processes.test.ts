@@ -70,8 +70,8 @@ t.test('npm start with nothing configured: embedded Postgres, and a terminal Ctr
   const pgPort = await freePort();
   const { ports, env: portEnv } = await servicePorts();
   const env = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), ...portEnv };
-  const { DATABASE_URL: _db, REDIS_URL: _redis, ...rest } = process.env;
-  const p = runTs(t, 'scripts/cli.ts', ['start'], { ...(rest as Record<string, string>), ...env }, { detached: true });
+  // Empty means unset: nothing configured but where to keep data and which ports to use.
+  const p = runTs(t, 'scripts/cli.ts', ['start'], { ...env, DATABASE_URL: '', REDIS_URL: '' }, { detached: true });
   for (const port of ports) t.equal((await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 90_000)).status, 200);
   t.match(p.output(), new RegExp(`embedded Postgres on port ${pgPort}`));
   t.ok(existsSync(path.join(dataDir, 'pg', 'PG_VERSION')), 'the cluster lives under DATA_DIR');

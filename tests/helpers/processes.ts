@@ -15,11 +15,9 @@ export interface Proc {
 /** Runs a TypeScript entry point as its own Node process (through tsx), as a deployment would. */
 export function runTs(t: Test, file: string, args: string[], env: Record<string, string>, opts: { detached?: boolean } = {}): Proc {
   // Coverage is collected in the test process only: a child's V8 coverage of the same files,
-  // transformed by tsx rather than tap's loader, would merge into nonsense line counts. So the
-  // child gets none of tap's process tracking (its loader in NODE_OPTIONS, its env).
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && k !== 'NODE_V8_COVERAGE' && !k.startsWith('_TAPJS_')),
-  );
+  // transformed by tsx rather than tap's loader, merges into nonsense (or blanks the report).
+  // tap's process tracking re-adds its variables to every spawn unless they are set explicitly.
+  const inherited = { ...process.env, NODE_V8_COVERAGE: '', _TAPJS_PROCESSINFO_COVERAGE_: '0' };
   const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, file), ...args], {
     cwd: ROOT,
     env: { ...inherited, ...env },
