@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { demo, DemoError } from './commands/demo.js';
 import { migrate } from './commands/migrate.js';
 import { writeOpenapi } from './commands/openapi.js';
+import { rotateHubKey } from './commands/rotate-hub-key.js';
 import { seed } from './commands/seed.js';
 import { start } from './commands/start.js';
 import { token, UsageError } from './commands/token.js';
@@ -17,6 +18,7 @@ const HELP = `postbud <command>
   openapi                    write each service's OpenAPI document to openapi/
   seed [--persons <n>] [--senders <file>]   load senders, providers (dev certificates) and synthetic persons; idempotent
   verify <receipt|file|->    check a receipt's signature and its message's event chain (DATABASE_URL)
+  rotate-hub-key             new hub signing key; old public keys stay in the JWKS (DATABASE_URL)
   demo                       one letter through the running system (after npm start): send, pull, decrypt, ack, open, receipts, timeline
 `;
 
@@ -26,6 +28,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   token: (argv) => token(loadConfig(), argv),
   seed: (argv) => seed(loadConfig(), argv),
   demo: () => demo(loadConfig()),
+  'rotate-hub-key': async () => {
+    await rotateHubKey(loadConfig());
+  },
   verify: async (argv) => {
     process.exitCode = await verify(loadConfig(), argv);
   },
