@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
-import type { DeliveryRoute, DeliveryState } from '../../shared/db/tables/deliveries.js';
+import type { DeliveryRoute, DeliveryRow, DeliveryState } from '../../shared/db/tables/deliveries.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { appendEvent } from '../../shared/evidence/events.js';
 import { findRecipients } from '../../shared/registry/recipients.js';
@@ -144,32 +144,20 @@ const PULL_QUERY = `
     left join mailboxes m on m.provider_orgnr = d.provider_orgnr and m.address = d.mailbox_address
    where d.id = $1 and d.provider_orgnr = $2`;
 
-interface PullRow {
-  id: string;
-  message_id: string;
-  sender_orgnr: string;
-  person_id: string;
-  route: DeliveryRoute;
-  provider_orgnr: string;
-  mailbox_address: string | null;
-  title: string;
-  security_level: number;
-  available_at: Date;
-  print_instructions: unknown;
-  state: DeliveryState;
-  leased_until: Date | null;
-  acked_at: Date | null;
-  package_id: string;
-  envelope_header: Buffer | null;
-  envelope_cert_sha256: Buffer | null;
-  fingerprint: Buffer | null;
+/** The delivery's own columns (from its table type) plus what the pull query joins in. */
+type PullRow = Pick<
+  DeliveryRow,
+  | 'id' | 'message_id' | 'sender_orgnr' | 'person_id' | 'route' | 'provider_orgnr' | 'mailbox_address' | 'title'
+  | 'security_level' | 'available_at' | 'print_instructions' | 'state' | 'leased_until' | 'acked_at' | 'package_id'
+  | 'envelope_header' | 'envelope_cert_sha256' | 'fingerprint'
+> & {
   package_status: string;
   ciphertext_size: string | null;
   chunk_count: number | null;
   certificate: Buffer | null;
   provider_status: string | null;
   first_chunk: Buffer | null;
-}
+};
 
 export interface Pull {
   delivery: ProviderDelivery;
