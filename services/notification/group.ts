@@ -10,7 +10,7 @@ export class Group<I, O> {
   constructor(
     private readonly run: (items: I[]) => Promise<O[]>,
     private readonly max = 200,
-    private readonly parallel = 2,
+    private readonly parallel = 1,
   ) {}
 
   add(item: I): Promise<O> {

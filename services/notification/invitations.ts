@@ -5,7 +5,7 @@ import { findRecipients, findSender } from '../../shared/registry/recipients.js'
 import { Problem } from '../../shared/errors/problem.js';
 import type { NotificationContext } from './context.js';
 import { notificationProblems } from './problems.js';
-import { enqueueAttempts } from './schedule.js';
+import { insertAttempts, type PlannedAttempt } from './schedule.js';
 import { nextInWindow } from './window.js';
 
 export const INVITATION_RESULTS = [
@@ -68,12 +68,7 @@ export async function invite(ctx: NotificationContext, senderOrgnr: string, pers
   const due = nextInWindow(now, ctx.window);
   const rows = valid
     .filter((id) => decided.get(id) === 'INVITED')
-    .map((id) => ({ id: randomUUID(), kind: 'INVITATION' as const, channel: 'email' as const, sender_orgnr: senderOrgnr, person_id: id, due_at: due, created_at: now }));
-  if (rows.length > 0) {
-    await ctx.db.transaction().execute(async (trx) => {
-      await trx.insertInto('notification_attempts').values(rows).execute();
-      await enqueueAttempts(trx, rows, now, 'invitation');
-    });
-  }
+    .map((id): PlannedAttempt => ({ id: randomUUID(), kind: 'INVITATION', message_id: null, channel: 'email', repetition: 0, after_days: 0, sender_orgnr: senderOrgnr, person_id: id, due_at: due }));
+  await insertAttempts(ctx.db, rows, now, 'invitation');
   return personIds.map((personId) => ({ personId, result: decided.get(personId) ?? 'INVALID_PERSON_ID' }));
 }

@@ -4,7 +4,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
 import type { AttemptState, NotificationAttemptRow } from '../../shared/db/tables/notification-attempts.js';
 import type { MessageNotifications } from '../../shared/db/tables/messages.js';
-import { appendEvent } from '../../shared/evidence/events.js';
+import { appendEvent, appendEvents } from '../../shared/evidence/events.js';
 import { findRecipients, type Recipient } from '../../shared/registry/recipients.js';
 import { alertQueueOf, type AlertJob } from './schedule.js';
 import type { NotificationContext } from './context.js';
@@ -103,8 +103,7 @@ interface SentItem {
 
 /**
  * SENT for a batch of attempts, in one transaction, each only if its job still holds the claim;
- * the first alert of a letter adds NOTIFIED with its receipt. Messages are locked in id order, so
- * two batches never wait on each other in a cycle.
+ * the first alert of a letter adds NOTIFIED with its receipt.
  */
 async function commitSent(ctx: NotificationContext, items: SentItem[]): Promise<boolean[]> {
   await ctx.hub.signingKey();
@@ -117,10 +116,21 @@ async function commitSent(ctx: NotificationContext, items: SentItem[]): Promise<
       where a.id = t.id and a.claim_token = t.token and a.state = 'SENDING'
       returning a.id`.execute(trx);
     const done = new Set(rows.map((r) => r.id));
-    const first = items
-      .filter((i) => done.has(i.a.id) && i.a.kind === 'ALERT' && i.a.message_id && !i.a.notified)
-      .sort((x, y) => x.a.message_id!.localeCompare(y.a.message_id!));
-    for (const i of first) await notifiedOnce(ctx, trx, i.a, i.at);
+    // The first alert of a letter adds NOTIFIED (legal deadlines run from it); `once` checks
+    // under the evidence lock, so e-mail and SMS finishing together add one.
+    const first = items.filter((i) => done.has(i.a.id) && i.a.kind === 'ALERT' && i.a.message_id && !i.a.notified);
+    await appendEvents(
+      trx,
+      ctx.hub,
+      first.map((i) => ({
+        messageId: i.a.message_id!,
+        type: 'NOTIFIED',
+        once: true,
+        senderOrgnr: i.a.sender_orgnr,
+        at: i.at,
+        data: { channel: i.a.channel, repetition: i.a.repetition, notifiedAt: i.at.toISOString() },
+      })),
+    );
     return items.map((i) => done.has(i.a.id));
   });
 }
@@ -265,27 +275,6 @@ async function sendClaimed(ctx: NotificationContext, a: Claimed, r: Recipient): 
       .executeTakeFirst();
     if (done.numUpdatedRows === 0n) return { kind: 'lost' };
     return { kind: 'retry', error: transient };
-  });
-}
-
-/** The first successful alert of a message adds NOTIFIED (legal deadlines run from it). */
-async function notifiedOnce(ctx: NotificationContext, trx: Transaction<Database>, a: Claimed, at: Date): Promise<void> {
-  // appendEvent's own per-message lock, taken before the check so two channels cannot both add it.
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`postbud.events:${a.message_id}`}, 0))`.execute(trx);
-  const seen = await trx
-    .selectFrom('message_events')
-    .select('seq')
-    .where('message_id', '=', a.message_id!)
-    .where('type', '=', 'NOTIFIED')
-    .limit(1)
-    .executeTakeFirst();
-  if (seen) return;
-  await appendEvent(trx, ctx.hub, {
-    messageId: a.message_id!,
-    type: 'NOTIFIED',
-    senderOrgnr: a.sender_orgnr,
-    at,
-    data: { channel: a.channel, repetition: a.repetition, notifiedAt: at.toISOString() },
   });
 }
 

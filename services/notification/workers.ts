@@ -4,6 +4,7 @@ import type { Background } from '../../shared/runtime/service-module.js';
 import { notificationContext, QUEUES, type NotificationContext } from './context.js';
 import { backoffMs, processAlert } from './send.js';
 import { sweepLostJobs } from './sweep.js';
+import { Group } from './group.js';
 import { cancelAlerts, scheduleAlerts, type AlertJob, type DeliveryEvent } from './schedule.js';
 
 const isControlFlow = (err: unknown): boolean =>
@@ -26,8 +27,9 @@ function resilient<T>(ctx: NotificationContext, fn: (job: Job<T>, token?: string
   };
 }
 
-export async function handleDeliveryEvent(ctx: NotificationContext, event: DeliveryEvent): Promise<number> {
-  if (event.type === 'DELIVERED') return scheduleAlerts(ctx, event.messageId);
+/** Delivery events; DELIVERED events arriving together are scheduled in one statement. */
+export async function handleDeliveryEvent(ctx: NotificationContext, event: DeliveryEvent, scheduling = new Group((ids: string[]) => scheduleAlerts(ctx, ids))): Promise<number> {
+  if (event.type === 'DELIVERED') return scheduling.add(event.messageId);
   if (event.type === 'OPENED') return cancelAlerts(ctx, event.messageId);
   return 0;
 }
@@ -37,11 +39,12 @@ export async function startWorkers(deps: ServiceDeps): Promise<Background> {
   const ctx = notificationContext(deps);
   const { config } = ctx;
   const stalled = { lockDuration: config.NOTIFY_STALLED_MS, stalledInterval: Math.max(500, Math.floor(config.NOTIFY_STALLED_MS / 2)), maxStalledCount: 20 };
+  const scheduling = new Group((ids: string[]) => scheduleAlerts(ctx, ids));
   const workers = [
     ctx.queues.worker<DeliveryEvent>(
       QUEUES.events,
-      resilient<DeliveryEvent>(ctx, (job) => handleDeliveryEvent(ctx, job.data)),
-      { concurrency: 10, ...stalled },
+      resilient<DeliveryEvent>(ctx, (job) => handleDeliveryEvent(ctx, job.data, scheduling)),
+      { concurrency: 100, ...stalled },
     ),
     ctx.queues.worker<AlertJob>(QUEUES.email, resilient<AlertJob>(ctx, (job, token) => processAlert(ctx, job, token)), {
       concurrency: config.NOTIFY_CONCURRENCY,

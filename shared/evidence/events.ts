@@ -54,49 +54,87 @@ export interface ReceiptPayload {
 }
 
 export async function appendEvent(trx: Transaction<Database> | Kysely<Database>, hub: HubKeys, input: AppendEvent): Promise<AppendedEvent> {
-  // Load the signing key before taking the per-message lock (a cold cache reads the database).
+  return (await appendEvents(trx, hub, [input]))[0]!;
+}
+
+/** An event to append unless the message already has one of its type (NOTIFIED, say). */
+export interface AppendOnce extends AppendEvent {
+  once?: boolean;
+}
+
+/**
+ * Appends events to one or many messages with four statements whatever their number: the
+ * per-message locks, one read of every chain's head, one insert of the events and one of the
+ * receipts. Events of one message chain in the order given. An event with `once` is dropped
+ * (undefined in the answer) when its message already has an event of that type, checked under
+ * the lock, so two appenders racing to add it add one.
+ */
+export async function appendEvents(trx: Transaction<Database> | Kysely<Database>, hub: HubKeys, inputs: readonly AppendOnce[]): Promise<(AppendedEvent | undefined)[]>;
+export async function appendEvents(trx: Transaction<Database> | Kysely<Database>, hub: HubKeys, inputs: readonly AppendEvent[]): Promise<AppendedEvent[]>;
+export async function appendEvents(trx: Transaction<Database> | Kysely<Database>, hub: HubKeys, inputs: readonly AppendOnce[]): Promise<(AppendedEvent | undefined)[]> {
+  if (inputs.length === 0) return [];
+  // Load the signing key before taking the per-message locks (a cold cache reads the database).
   await hub.signingKey();
   const run = async (t: Transaction<Database>) => {
-    // Appends to one message queue up behind each other, so the chain never forks.
-    await sql`select pg_advisory_xact_lock(hashtextextended(${`postbud.events:${input.messageId}`}, 0))`.execute(t);
-    const last = await t
-      .selectFrom('message_events')
-      .select(['seq', 'hash'])
-      .where('message_id', '=', input.messageId)
-      .orderBy('seq', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    const event: ChainedEvent = {
-      messageId: input.messageId,
-      seq: (last?.seq ?? 0) + 1,
-      type: input.type,
-      at: input.at ?? new Date(),
-      data: input.data ?? {},
-      prevHash: last?.hash ?? null,
-    };
-    const hash = eventHash(event);
-    await t
-      .insertInto('message_events')
-      .values({ message_id: event.messageId, seq: event.seq, type: event.type, at: event.at, data: JSON.stringify(event.data), prev_hash: event.prevHash, hash })
-      .execute();
-    const receiptType = RECEIPT_TYPES[input.type];
-    if (!(input.receipt ?? receiptType !== undefined)) return { seq: event.seq, hash };
-    const payload: ReceiptPayload = {
-      receiptId: randomUUID(),
-      type: receiptType ?? input.type,
-      messageId: event.messageId,
-      sender: input.senderOrgnr,
-      at: event.at.toISOString(),
-      data: event.data,
-      event: { seq: event.seq, type: event.type, hash, prevHash: event.prevHash },
-      iat: Math.floor(Date.now() / 1000),
-    };
-    const jws = await hub.sign(Buffer.from(JSON.stringify(payload)), { typ: RECEIPT_TYP });
-    await t
-      .insertInto('receipts')
-      .values({ id: payload.receiptId, message_id: event.messageId, sender_orgnr: input.senderOrgnr, type: payload.type, event_seq: event.seq, jws })
-      .execute();
-    return { seq: event.seq, hash, receipt: { id: payload.receiptId, type: payload.type, jws } };
+    const ids = [...new Set(inputs.map((i) => i.messageId))].sort();
+    // Appends to one message queue up behind each other, so the chain never forks; locks are
+    // taken in id order, so two batches never wait on each other in a cycle.
+    await sql`select pg_advisory_xact_lock(hashtextextended('postbud.events:' || id, 0))
+      from (select id from unnest(${sql.val(ids)}::text[]) as x(id) order by id offset 0) ordered`.execute(t);
+    const onceTypes = [...new Set(inputs.filter((i) => i.once).map((i) => i.type))];
+    const { rows: heads } = await sql<{ message_id: string; seq: number; hash: string; seen: string[] }>`
+      select h.message_id, h.seq, h.hash,
+        array(select distinct e.type from message_events e where e.message_id = h.message_id and e.type = any(${sql.val(onceTypes)}::text[])) as seen
+      from (
+        select distinct on (message_id) message_id, seq, hash from message_events
+        where message_id = any(${sql.val(ids)}::uuid[]) order by message_id, seq desc
+      ) h`.execute(t);
+    const head = new Map(heads.map((h) => [h.message_id, { seq: h.seq, hash: h.hash as string | null, seen: new Set(h.seen) }]));
+    const events: { message_id: string; seq: number; type: string; at: Date; data: string; prev_hash: string | null; hash: string }[] = [];
+    const receipts: { id: string; message_id: string; sender_orgnr: string; type: string; event_seq: number; jws: string }[] = [];
+    const out: (AppendedEvent | undefined)[] = [];
+    for (const input of inputs) {
+      const h = head.get(input.messageId) ?? { seq: 0, hash: null, seen: new Set<string>() };
+      head.set(input.messageId, h);
+      if (input.once && h.seen.has(input.type)) {
+        out.push(undefined);
+        continue;
+      }
+      const event: ChainedEvent = {
+        messageId: input.messageId,
+        seq: h.seq + 1,
+        type: input.type,
+        at: input.at ?? new Date(),
+        data: input.data ?? {},
+        prevHash: h.hash,
+      };
+      const hash = eventHash(event);
+      h.seq = event.seq;
+      h.hash = hash;
+      h.seen.add(event.type);
+      events.push({ message_id: event.messageId, seq: event.seq, type: event.type, at: event.at, data: JSON.stringify(event.data), prev_hash: event.prevHash, hash });
+      const receiptType = RECEIPT_TYPES[input.type];
+      if (!(input.receipt ?? receiptType !== undefined)) {
+        out.push({ seq: event.seq, hash });
+        continue;
+      }
+      const payload: ReceiptPayload = {
+        receiptId: randomUUID(),
+        type: receiptType ?? input.type,
+        messageId: event.messageId,
+        sender: input.senderOrgnr,
+        at: event.at.toISOString(),
+        data: event.data,
+        event: { seq: event.seq, type: event.type, hash, prevHash: event.prevHash },
+        iat: Math.floor(Date.now() / 1000),
+      };
+      const jws = await hub.sign(Buffer.from(JSON.stringify(payload)), { typ: RECEIPT_TYP });
+      receipts.push({ id: payload.receiptId, message_id: event.messageId, sender_orgnr: input.senderOrgnr, type: payload.type, event_seq: event.seq, jws });
+      out.push({ seq: event.seq, hash, receipt: { id: payload.receiptId, type: payload.type, jws } });
+    }
+    if (events.length > 0) await t.insertInto('message_events').values(events).execute();
+    if (receipts.length > 0) await t.insertInto('receipts').values(receipts).execute();
+    return out;
   };
   return trx.isTransaction ? run(trx as Transaction<Database>) : (trx as Kysely<Database>).transaction().execute(run);
 }

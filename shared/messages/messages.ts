@@ -23,8 +23,14 @@ export interface MessageInfo {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function findMessage(db: DbLike, id: string): Promise<MessageInfo | undefined> {
-  if (!UUID.test(id)) return undefined;
-  const r = await db
+  return (await findMessages(db, [id])).get(id.toLowerCase());
+}
+
+/** Several letters in one read, keyed by (lower-case) id; ids that are not UUIDs or not letters are absent. */
+export async function findMessages(db: DbLike, ids: readonly string[]): Promise<Map<string, MessageInfo>> {
+  const wanted = [...new Set(ids.filter((id) => UUID.test(id)).map((id) => id.toLowerCase()))];
+  if (wanted.length === 0) return new Map();
+  const rows = await db
     .selectFrom('messages')
     .select([
       'id',
@@ -40,21 +46,25 @@ export async function findMessage(db: DbLike, id: string): Promise<MessageInfo |
       'provider_orgnr',
       'created_at',
     ])
-    .where('id', '=', id)
-    .executeTakeFirst();
-  if (!r) return undefined;
-  return {
-    id: r.id,
-    senderOrgnr: r.sender_orgnr,
-    personId: r.person_id,
-    title: r.title,
-    language: r.language,
-    securityLevel: r.security_level as 3 | 4,
-    availableAt: r.available_at,
-    openReceipt: r.open_receipt,
-    notifications: r.notifications,
-    route: r.route,
-    providerOrgnr: r.provider_orgnr,
-    createdAt: r.created_at,
-  };
+    .where('id', 'in', wanted)
+    .execute();
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      {
+        id: r.id,
+        senderOrgnr: r.sender_orgnr,
+        personId: r.person_id,
+        title: r.title,
+        language: r.language,
+        securityLevel: r.security_level as 3 | 4,
+        availableAt: r.available_at,
+        openReceipt: r.open_receipt,
+        notifications: r.notifications,
+        route: r.route,
+        providerOrgnr: r.provider_orgnr,
+        createdAt: r.created_at,
+      },
+    ]),
+  );
 }

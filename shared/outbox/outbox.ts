@@ -12,7 +12,8 @@ export interface OutboxJob {
 }
 
 /** The BullMQ jobId of an outbox row: re-relaying the same row never creates a second job. */
-export const outboxJobId = (id: string): string => `outbox-${id}`;
+export const OUTBOX_JOB_PREFIX = 'outbox-';
+export const outboxJobId = (id: string): string => `${OUTBOX_JOB_PREFIX}${id}`;
 
 /** The outbox row of a job, for callers that fold the insert into a larger statement (same transaction). */
 export const outboxRow = (j: OutboxJob) => ({ queue: j.queue, job_name: j.name, payload: JSON.stringify(j.data ?? null), delay_ms: j.delayMs ?? 0 });

@@ -74,7 +74,12 @@ export function createQueueFactory(opts: QueueFactoryOptions): QueueFactory {
   }
 
   const pg = withBackend(createPostgresBackend);
-  const connection = { connectionString: opts.databaseUrl, schema: opts.prefix, migrate: true, max: 4 };
+  // BullMQ's own connections commit asynchronously (its processing is commit-bound: one WAL flush
+  // per job otherwise). That is the durability of Redis with AOF everysec, and enough: a job state
+  // lost in a Postgres crash is re-run and the row it acts on decides (outbox ids as jobIds, the
+  // attempt claim); and a synchronous commit of ours flushes every earlier WAL record, so an outbox
+  // row marked relayed never outlives the job it relayed.
+  const connection = { connectionString: opts.databaseUrl, schema: opts.prefix, migrate: true, max: 4, options: '-c synchronous_commit=off' };
   return {
     kind: 'postgres',
     prefix: opts.prefix,

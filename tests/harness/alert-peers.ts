@@ -18,6 +18,7 @@ export interface ReceivedMail {
 export interface SmtpSink {
   url: string;
   port: number;
+  /** What a mail store suppressing duplicates by Message-ID (as Cyrus, Exchange and Gmail do) delivers. */
   mails: ReceivedMail[];
   /** Raw transmissions per Message-ID (a resend of the same alert counts here, not as a new mail). */
   transmissions: Map<string, number>;

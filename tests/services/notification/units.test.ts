@@ -105,7 +105,7 @@ t.test('the sweeper re-queues an overdue alert whose job was lost; queue stats',
   await insertPerson(h.db, { personId: pid! }, h.clock.now());
   const id = await insertMessage(h.db, { personId: pid!, notifications: { email: {}, repeatAfterDays: [0] } }, h.clock.now());
   const { scheduleAlerts } = await import('../../../services/notification/schedule.js');
-  t.equal(await scheduleAlerts(h.ctx, id), 1);
+  t.same(await scheduleAlerts(h.ctx, [id]), [1]);
   const [row] = await attempts(h, id);
   await h.relay.drain();
   const queue = h.ctx.queues.queue(QUEUES.email);
@@ -123,6 +123,31 @@ t.test('the sweeper re-queues an overdue alert whose job was lost; queue stats',
   t.ok(await queue.getJob(swept.job_id!));
 });
 
+t.test('DELIVERED events scheduled together: one row and one job per alert, nothing twice', async (t) => {
+  const h = await harness(t, 'postgres', { workers: false });
+  const pids = syntheticPersonIdList(3, 35_000);
+  for (const p of pids) await insertPerson(h.db, { personId: p }, h.clock.now());
+  const both = await insertMessage(h.db, { personId: pids[0]!, notifications: { email: {}, sms: {}, repeatAfterDays: [0, 3] } }, h.clock.now());
+  const smsOnly = await insertMessage(h.db, { personId: pids[1]!, notifications: { sms: {}, repeatAfterDays: [] } }, h.clock.now());
+  const none = await insertMessage(h.db, { personId: pids[2]!, notifications: null }, h.clock.now());
+  const { scheduleAlerts } = await import('../../../services/notification/schedule.js');
+  const unknown = '00000000-0000-4000-8000-000000000000';
+  t.same(await scheduleAlerts(h.ctx, [both, smsOnly, none, unknown, 'not-a-uuid']), [4, 2, 0, 0, 0], 'no repetitions given: the default [0, 7] for the SMS-only letter');
+  t.same(await scheduleAlerts(h.ctx, [smsOnly.toUpperCase(), both]), [0, 0], 'a redelivered event schedules nothing');
+  const rows = await attempts(h, both);
+  t.same(rows.map((r) => `${r.channel}/${r.repetition}/${r.after_days}`).sort(), ['email/0/0', 'email/1/3', 'sms/0/0', 'sms/1/3']);
+  const jobs = await h.db.selectFrom('outbox').select(['id', 'queue', 'payload', 'delay_ms']).orderBy('id').execute();
+  t.equal(jobs.length, 6, 'one outbox job per scheduled alert');
+  const all = [...rows, ...(await attempts(h, smsOnly))];
+  for (const r of all) {
+    const job = jobs.find((j) => `outbox-${j.id}` === r.job_id);
+    t.ok(job, 'each row knows its job');
+    t.equal(job!.queue, r.channel === 'email' ? QUEUES.email : QUEUES.sms);
+    t.same(job!.payload, { attemptId: r.id, dueAt: r.due_at.toISOString() });
+    t.equal(job!.delay_ms, Math.max(0, r.due_at.getTime() - h.clock.now().getTime()));
+  }
+});
+
 t.test('a job for a row already sent, or run twice, sends nothing more', async (t) => {
   const sink = await startSmtpSink();
   t.teardown(() => sink.close());
@@ -138,5 +163,5 @@ t.test('a job for a row already sent, or run twice, sends nothing more', async (
   await waitFor('the duplicate job', async () => (await h.ctx.queues.queue(QUEUES.email).getJob(`dup-${row!.id}`))?.finishedOn);
   t.equal((await attempts(h, id)).length, 1);
   t.equal(sink.mails.length, 1);
-  t.equal(sink.transmissions.size, 1);
+  t.same([...sink.transmissions.values()], [1], 'transmitted once: a committed alert is never sent again');
 });

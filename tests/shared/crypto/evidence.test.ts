@@ -6,7 +6,7 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { HubKeys } from '../../../shared/crypto/hub-keys.js';
 import { canonicalJson, checkChain, eventHash } from '../../../shared/evidence/chain.js';
-import { appendEvent, loadEvents } from '../../../shared/evidence/events.js';
+import { appendEvent, appendEvents, loadEvents } from '../../../shared/evidence/events.js';
 import { verifyReceipt, verifyReceiptInDb } from '../../../shared/evidence/verify.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { loadConfig } from '../../../shared/config/config.js';
@@ -27,6 +27,31 @@ t.test('evidence log and receipts', async (t) => {
     t.same(events.map((e) => e.seq), Array.from({ length: 20 }, (_, i) => i + 1));
     t.same(checkChain(events), [], 'every link holds');
     t.equal(await db.selectFrom('receipts').select('id').where('message_id', '=', messageId).execute().then((r) => r.length), 0, 'internal events have no receipt');
+  });
+
+  await t.test('a batch appends to many messages at once, in order, and `once` adds a type only once', async (t) => {
+    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+    await appendEvent(db, ctx.hub, { messageId: a, senderOrgnr: SENDER, type: 'NOTIFIED' });
+    await appendEvent(db, ctx.hub, { messageId: b, senderOrgnr: SENDER, type: 'SEALED' });
+    const notified = (messageId: string) => ({ messageId, senderOrgnr: SENDER, type: 'NOTIFIED', once: true });
+    // Two concurrent batches racing to add NOTIFIED to the same letters: one of each survives.
+    const [first, second] = await Promise.all([
+      appendEvents(db, ctx.hub, [notified(a), notified(b), { messageId: b, senderOrgnr: SENDER, type: 'NOTE' }, notified(c), notified(c)]),
+      appendEvents(db, ctx.hub, [notified(c), notified(b)]),
+    ]);
+    t.equal(first[0], undefined, 'a had NOTIFIED already');
+    t.equal(first[4], undefined, 'the second NOTIFIED for c in one batch is dropped');
+    t.ok(first[2], 'events without `once` are always added');
+    for (const [id, count] of [[a, 1], [b, 3], [c, 1]] as const) {
+      const events = await loadEvents(db, id);
+      t.equal(events.length, count, `${count} events on one chain`);
+      t.same(checkChain(events), [], 'every link holds');
+      t.equal(events.filter((e) => e.type === 'NOTIFIED').length, 1, 'NOTIFIED once');
+    }
+    const added = [...first, ...second].filter((e) => e?.receipt);
+    t.equal(added.length, 2, 'a receipt for each NOTIFIED added (b and c), none for NOTE');
+    for (const e of added) t.match(await verifyReceiptInDb(db, e!.receipt!.jws), { valid: true, receipt: { type: 'NOTIFIED' } });
+    t.same(await appendEvents(db, ctx.hub, []), [], 'an empty batch touches nothing');
   });
 
   await t.test('a receipt verifies, and tampering with the log or the receipt is detected', async (t) => {
