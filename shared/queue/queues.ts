@@ -13,9 +13,23 @@ export interface QueueFactoryOptions {
 
 export type WorkerSettings = Omit<WorkerOptions, 'connection' | 'prefix'>;
 
-/** Jobs are kept a day after they finish so a re-relayed outbox id is recognised, not re-run. */
+/**
+ * Jobs are kept a day after they finish so a re-relayed outbox id is recognised, not re-run. On
+ * Redis a count caps the memory they take as well.
+ */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 24 * 3600, count: 100_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+/**
+ * The PostgreSQL backend keeps finished jobs by age only: its count-based trim deletes `id not in
+ * (the newest N)`, a scan of every kept job on each completion, which made each job slower the
+ * more had finished (181 jobs/s with 20,000 kept, against 800/s with few). Its age-based trim is
+ * an index range scan, and disk, not memory, holds the jobs.
+ */
+export const POSTGRES_JOB_OPTIONS: JobsOptions = {
+  removeOnComplete: { age: 24 * 3600 },
   removeOnFail: { age: 7 * 24 * 3600 },
 };
 
@@ -86,7 +100,7 @@ export function createQueueFactory(opts: QueueFactoryOptions): QueueFactory {
     queue<T>(name: string) {
       let q = queues.get(name);
       if (!q) {
-        q = new pg.Queue(name, { connection, defaultJobOptions: DEFAULT_JOB_OPTIONS }) as unknown as Queue;
+        q = new pg.Queue(name, { connection, defaultJobOptions: POSTGRES_JOB_OPTIONS }) as unknown as Queue;
         q.on('error', () => undefined);
         queues.set(name, q);
       }
