@@ -2,7 +2,9 @@
  * Alerts per second end to end: DELIVERED events (as storage's outbox writes them) for letters
  * asking for e-mail and SMS, through scheduling, the alert workers, a real SMTP server and an HTTP
  * SMS gateway, until every attempt is SENT with its NOTIFIED event. Next to it, BullMQ's raw rate
- * of adding and processing empty jobs on the same backend. Redis and the PostgreSQL backend.
+ * of adding and processing empty jobs on the same backend. Redis and the PostgreSQL backend with
+ * the workers in the bench process, and Redis with two notification service processes sharing the
+ * work (BENCH_ALERT_RUNS, e.g. `redis,postgres,redis:2`).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,8 +21,9 @@ import { createQueueFactory, type QueueBackendKind } from '../shared/queue/queue
 import { createTokenVerifier } from '../shared/auth/verifier.js';
 import { ensureDevIssuer } from '../shared/auth/dev-issuer.js';
 import { startWorkers } from '../services/notification/workers.js';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { freePort } from '../tests/harness/free-port.js';
 import { startRedisServer } from '../tests/harness/redis-server.js';
 import { benchDatabase } from './lib/postgres.js';
 import { report, type Row } from './lib/report.js';
@@ -68,33 +71,66 @@ async function seed(db: Db, run: string): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-async function alertsEndToEnd(kind: QueueBackendKind, databaseUrl: string, redisUrl: string | undefined, dataDir: string): Promise<{ perSecond: number; smtp: number; sms: number }> {
+const settings = (peers: { smtp: string; sms: string }, databaseUrl: string, redisUrl: string | undefined, prefix: string, dataDir: string): Record<string, string> => ({
+  NODE_ENV: 'development',
+  LOG_LEVEL: 'warn',
+  DATA_DIR: dataDir,
+  DATABASE_URL: databaseUrl,
+  DATABASE_POOL_SIZE: '20',
+  ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+  QUEUE_PREFIX: prefix,
+  SMTP_URL: peers.smtp,
+  SMTP_REQUIRE_TLS: 'false',
+  SMTP_POOL_SIZE: '10',
+  SMS_GATEWAY_URL: peers.sms,
+  NOTIFY_WINDOW_START: '00:00',
+  NOTIFY_WINDOW_END: '24:00',
+  NOTIFY_CONCURRENCY: '100',
+  OUTBOX_POLL_MS: '100',
+});
+
+/** The notification service as its own process (`services/notification/main.ts`), ready when it answers /health/live. */
+async function startServiceProcess(env: Record<string, string>): Promise<ChildProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '../services/notification/main.ts')], {
+    env: { ...process.env, ...env, NOTIFICATION_PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`notification process exited with ${child.exitCode}`);
+    const up = await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok, () => false);
+    if (up) return child;
+    if (Date.now() > deadline) throw new Error('notification process not ready within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * DELIVERED events for LETTERS letters through the workers until every attempt is SENT. With
+ * `processes` 0 the workers and the outbox relay run in this process; otherwise that many
+ * notification service processes do the work (each with its relay), as a scaled-out deployment would.
+ */
+async function alertsEndToEnd(databaseUrl: string, redisUrl: string | undefined, dataDir: string, processes: number): Promise<{ perSecond: number; smtp: number; sms: number }> {
   const peers = await startPeers();
   const prefix = `bench_${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({
-    NODE_ENV: 'development',
-    LOG_LEVEL: 'warn',
-    DATA_DIR: dataDir,
-    DATABASE_URL: databaseUrl,
-    DATABASE_POOL_SIZE: '20',
-    ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
-    QUEUE_PREFIX: prefix,
-    SMTP_URL: peers.smtp,
-    SMTP_REQUIRE_TLS: 'false',
-    SMTP_POOL_SIZE: '10',
-    SMS_GATEWAY_URL: peers.sms,
-    NOTIFY_WINDOW_START: '00:00',
-    NOTIFY_WINDOW_END: '24:00',
-    NOTIFY_CONCURRENCY: '100',
-  });
+  const env = settings(peers, databaseUrl, redisUrl, prefix, dataDir);
+  const config = loadConfig(env);
   const db = connectDb(databaseUrl, { poolSize: config.DATABASE_POOL_SIZE });
   const queues = createQueueFactory({ redisUrl, databaseUrl, prefix });
-  const verifier = createTokenVerifier({ issuers: [await ensureDevIssuer(dataDir)], audience: 'postbud', clockToleranceS: 0 });
-  const deps = { config, db, queues, verifier, logger: createLogger('bench', 'warn') };
-  const ids = await seed(db, prefix);
-  const workers = await startWorkers(deps);
-  const relay = startOutboxRelay({ db: db.kysely, pool: db.pool, queues, logger: deps.logger, pollMs: 100 });
+  const stops: (() => Promise<unknown>)[] = [];
   try {
+    const ids = await seed(db, prefix);
+    if (processes === 0) {
+      const verifier = createTokenVerifier({ issuers: [await ensureDevIssuer(dataDir)], audience: 'postbud', clockToleranceS: 0 });
+      const deps = { config, db, queues, verifier, logger: createLogger('bench', 'warn') };
+      const workers = await startWorkers(deps);
+      const relay = startOutboxRelay({ db: db.kysely, pool: db.pool, queues, logger: deps.logger, pollMs: 100 });
+      stops.push(() => workers.stop(), () => relay.stop());
+    } else {
+      const children = await Promise.all(Array.from({ length: processes }, () => startServiceProcess(env)));
+      for (const child of children) stops.push(() => new Promise((resolve) => (child.exitCode !== null ? resolve(0) : (child.once('exit', resolve), child.kill('SIGTERM')))));
+    }
     const started = performance.now();
     for (let i = 0; i < ids.length; i += 1000) {
       const slice = ids.slice(i, i + 1000);
@@ -110,8 +146,7 @@ async function alertsEndToEnd(kind: QueueBackendKind, databaseUrl: string, redis
     const received = (await (await fetch(peers.stats)).json()) as { mails: number; sms: number };
     return { perSecond: target / seconds, smtp: received.mails, sms: received.sms };
   } finally {
-    await workers.stop();
-    await relay.stop();
+    for (const stop of stops) await stop();
     await queues.close();
     await db.close();
     peers.stop();
@@ -126,16 +161,22 @@ try {
   await migrateToLatest(admin.kysely);
   await admin.close();
   const rows: Row[] = [];
-  for (const kind of (process.env.BENCH_BACKENDS ?? 'redis,postgres').split(',') as QueueBackendKind[]) {
+  const runs = (process.env.BENCH_ALERT_RUNS ?? 'redis,postgres,redis:2').split(',');
+  const raw = new Map<string, number>();
+  for (const run of runs) {
+    const [kind, procs] = run.split(':') as [QueueBackendKind, string | undefined];
+    const processes = Number(procs ?? 0);
     const redisUrl = kind === 'redis' ? redis.url : undefined;
-    const raw = await rawBullmq(kind, pg.url, redisUrl);
-    const e2e = await alertsEndToEnd(kind, pg.url, redisUrl, dataDir);
+    if (!raw.has(kind)) raw.set(kind, await rawBullmq(kind, pg.url, redisUrl));
+    const e2e = await alertsEndToEnd(pg.url, redisUrl, dataDir, processes);
     rows.push({
       backend: kind,
+      workers: processes === 0 ? 'in bench process' : `${processes} service processes`,
       'alerts/s (e2e)': e2e.perSecond,
-      'raw bullmq jobs/s': raw,
-      ratio: e2e.perSecond / raw,
+      'raw bullmq jobs/s': raw.get(kind)!,
+      ratio: e2e.perSecond / raw.get(kind)!,
       target: kind === 'redis' ? 3000 : 500,
+      'of target': e2e.perSecond / (kind === 'redis' ? 3000 : 500),
       alerts: LETTERS * 2,
       'smtp mails': e2e.smtp,
       'sms': e2e.sms,
