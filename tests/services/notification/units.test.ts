@@ -36,6 +36,22 @@ t.test('window settings are validated', async (t) => {
   t.equal(loadConfig({ NOTIFY_WINDOW_END: '24:00' }).NOTIFY_WINDOW_END, 1440);
 });
 
+t.test('group commit: concurrent items share a batch, and a bad item fails alone', async (t) => {
+  const { Group } = await import('../../../services/notification/group.js');
+  const batches: number[][] = [];
+  const g = new Group<number, number>(async (items) => {
+    batches.push(items);
+    if (items.includes(13)) throw new Error('bad item');
+    return items.map((i) => i * 2);
+  });
+  const results = await Promise.allSettled([1, 2, 13, 4].map((i) => g.add(i)));
+  t.same(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)), [2, 4, 'bad item', 8]);
+  t.same(batches[0], [1], 'a lone item runs at once');
+  t.same(batches[1], [2, 13, 4], 'items arriving meanwhile share the next batch');
+  t.same(batches.slice(2).sort(), [[13], [2], [4]].sort(), 'the failed batch is run again item by item');
+  t.same(await g.add(5), 10, 'and the group goes on');
+});
+
 t.test('texts', async (t) => {
   t.equal(pickLanguage(null, 'xx', undefined), 'nb');
   t.equal(pickLanguage(undefined, 'se'), 'se');
