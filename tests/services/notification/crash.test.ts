@@ -121,6 +121,8 @@ t.test('alerts survive SIGKILLed workers and a Redis restart: all sent, none twi
     }
     worker = await start();
   }
+  // What an operator's scrape shows of the crashes, read before the last worker stops.
+  const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
   worker.child.kill('SIGTERM');
   await worker.exited;
 
@@ -145,6 +147,10 @@ t.test('alerts survive SIGKILLed workers and a Redis restart: all sent, none twi
   const resentSms = [...sms.requests].filter(([, n]) => n > 1).map(([ref]) => ref);
   t.ok([...resentMail, ...resentSms].every((id) => ambiguous.has(id)), 'only ambiguous attempts were transmitted again, under the same key');
   t.comment(`kills=${kills} ambiguous=${ambiguous.size} smtp retransmissions=${resentMail.length} sms re-requests=${resentSms.length}`);
+  for (const channel of ['email', 'sms'] as const) {
+    const flagged = rows.filter((r) => r.ambiguous && r.channel === channel).length;
+    t.match(metrics, new RegExp(`notification_ambiguous_attempts\\{channel="${channel}"[^}]*\\} ${flagged}\\n`), `/metrics shows the ${flagged} ${channel} attempts taken over after a crash`);
+  }
 
   const notified = await sql<{ n: string }>`select count(*) as n from message_events where type = 'NOTIFIED'`.execute(kysely);
   t.equal(Number(notified.rows[0]!.n), LETTERS, 'NOTIFIED once per letter');
