@@ -17,8 +17,12 @@ export function connectDb(url: string, opts: { poolSize?: number; applicationNam
     max: opts.poolSize ?? 10,
     application_name: opts.applicationName ?? 'postbud',
   });
-  // An idle client losing its connection (Postgres restart) must not crash the process.
+  // A client losing its connection (Postgres restarted or killed) must not crash the process.
+  // The pool handles idle clients; a checked-out one (inside a transaction, between statements)
+  // has no listener of the pool's, and pg emits the error on it: its next query fails instead,
+  // the transaction rolls back and the pool drops the client.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kysely,
