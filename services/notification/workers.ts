@@ -3,7 +3,7 @@ import type { ServiceDeps } from '../../shared/app/deps.js';
 import type { Background } from '../../shared/runtime/service-module.js';
 import { notificationContext, QUEUES, type NotificationContext } from './context.js';
 import { backoffMs, processAlert } from './send.js';
-import { sweepLostJobs } from './sweep.js';
+import { retryStrandedJobs, sweepLostJobs } from './sweep.js';
 import { Group } from './group.js';
 import { cancelAlerts, scheduleAlerts, type AlertJob, type DeliveryEvent } from './schedule.js';
 
@@ -61,7 +61,9 @@ export async function startWorkers(deps: ServiceDeps): Promise<Background> {
     w.on('failed', (job, err) => ctx.logger.warn({ queue: job?.queueName, job: job?.id, reason: err.message }, 'notification job failed'));
   }
   const sweeper = setInterval(() => {
-    sweepLostJobs(ctx).catch((err: unknown) => ctx.logger.warn({ err }, 'alert sweep failed'));
+    sweepLostJobs(ctx)
+      .then(() => retryStrandedJobs(ctx))
+      .catch((err: unknown) => ctx.logger.warn({ err }, 'alert sweep failed'));
   }, config.NOTIFY_SWEEP_SECONDS * 1000);
   sweeper.unref();
   return {

@@ -6,7 +6,7 @@ import { createLogger } from '../../../shared/logging/logger.js';
 import { QUEUES } from '../../../services/notification/context.js';
 import { queueStats } from '../../../services/notification/queue-stats.js';
 import { backoffMs } from '../../../services/notification/send.js';
-import { sweepLostJobs } from '../../../services/notification/sweep.js';
+import { retryStrandedJobs, sweepLostJobs } from '../../../services/notification/sweep.js';
 import { alertText, hasLink, invitationText, LANGUAGES, pickLanguage, SMS_MAX } from '../../../services/notification/texts.js';
 import { DevSink } from '../../../services/notification/transports/sink.js';
 import { smsGatewayTransport } from '../../../services/notification/transports/sms-http.js';
@@ -137,6 +137,33 @@ t.test('the sweeper re-queues an overdue alert whose job was lost; queue stats',
   const swept = (await attempts(h, id))[0]!;
   t.match(swept.job_id, /^sweep-/);
   t.ok(await queue.getJob(swept.job_id!));
+});
+
+t.test('jobs that failed while Postgres or the queue was away run again; alerts closed on purpose do not', async (t) => {
+  const h = await harness(t, 'postgres', { workers: false });
+  const pids = syntheticPersonIdList(2, 36_000);
+  for (const p of pids) await insertPerson(h.db, { personId: p }, h.clock.now());
+  const open = await insertMessage(h.db, { personId: pids[0]!, notifications: { email: {}, repeatAfterDays: [0] } }, h.clock.now());
+  const refused = await insertMessage(h.db, { personId: pids[1]!, notifications: { email: {}, repeatAfterDays: [0] } }, h.clock.now());
+  const { scheduleAlerts } = await import('../../../services/notification/schedule.js');
+  await scheduleAlerts(h.ctx, [open, refused]);
+  const [openRow] = await attempts(h, open);
+  const [refusedRow] = await attempts(h, refused);
+  await h.db.updateTable('notification_attempts').set({ state: 'FAILED', reason: 'REJECTED: SMTP 550' }).where('id', '=', refusedRow!.id).execute();
+  const events = h.ctx.queues.queue(QUEUES.events);
+  await events.add('delivery-event', { messageId: open, type: 'DELIVERED' }, { jobId: 'stranded-event' });
+  await h.relay.drain();
+  // Every job fails as it would with the database gone.
+  const failing = [QUEUES.email, QUEUES.events].map((q) => h.ctx.queues.worker(q, async () => Promise.reject(new Error('connect ECONNREFUSED')), { concurrency: 5 }));
+  const email = h.ctx.queues.queue(QUEUES.email);
+  await waitFor('the failed jobs', async () => (await email.getFailedCount()) === 2 && (await events.getFailedCount()) === 1);
+  await Promise.all(failing.map((w) => w.close()));
+
+  t.equal(await retryStrandedJobs(h.ctx), 2, 'the open alert and the delivery event');
+  t.equal(await (await email.getJob(openRow!.job_id!))!.getState(), 'waiting', 'the open alert runs again');
+  t.equal(await (await email.getJob(refusedRow!.job_id!))!.getState(), 'failed', 'an alert its peer refused stays failed for operators');
+  t.equal(await (await events.getJob('stranded-event'))!.getState(), 'waiting');
+  t.equal(await retryStrandedJobs(h.ctx), 0, 'nothing left to retry');
 });
 
 t.test('DELIVERED events scheduled together: one row and one job per alert, nothing twice', async (t) => {
