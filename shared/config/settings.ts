@@ -160,7 +160,7 @@ export const settings = {
   NOTIFY_SMS_PER_SECOND: setting('NOTIFY_SMS_PER_SECOND', 'Rate limit of SMS alerts across all workers', '5000', asInt(1, 1_000_000)),
   NOTIFY_STALLED_MS: setting('NOTIFY_STALLED_MS', 'Lock of an alert job; a worker that dies holding one has its jobs taken over after about this long', '30000', asInt(1000, 600_000)),
   NOTIFY_CLAIM_LEASE_MS: setting('NOTIFY_CLAIM_LEASE_MS', 'How long a worker owns an alert it claimed; a worker that died mid-send is taken over (resending under the same key) after this', '60000', asInt(1000, 3_600_000)),
-  NOTIFY_SWEEP_SECONDS: setting('NOTIFY_SWEEP_SECONDS', 'How often the notification service looks for overdue alerts whose job the queue lost (e.g. a Redis restored from an old snapshot) and queues them again', '60', asInt(1, 86_400)),
+  NOTIFY_SWEEP_SECONDS: setting('NOTIFY_SWEEP_SECONDS', 'How often the notification service looks for overdue alerts whose job the queue lost (e.g. a Redis restored from an old snapshot) and queues them again, and runs again jobs that failed while Postgres or the queue was away', '60', asInt(1, 86_400)),
   NOTIFY_FROM: setting('NOTIFY_FROM', 'From address of alert e-mails', 'postbud <varsel@postbud.invalid>', asString),
   SMTP_URL: setting('SMTP_URL', 'SMTP server for e-mail alerts (smtp:// with STARTTLS, smtps:// for implicit TLS). Unset: alerts go to the development sink', undefined, asUrl(['smtp:', 'smtps:'])),
   SMTP_USER: setting('SMTP_USER', 'SMTP AUTH user', undefined, asString),
