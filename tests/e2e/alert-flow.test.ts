@@ -18,17 +18,11 @@ import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
 import { runTs, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
+import { waitFor } from '../helpers/wait.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Three processes on a loaded CI machine: generous, since a pass never waits for it. */
+const PATIENCE_MS = 60_000;
 
 t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTIFIED receipt; OPENED cancels the repetition', async (t) => {
   const { url, db } = await testDatabase(t);
@@ -97,8 +91,8 @@ t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTI
   t.equal((await fetch(`${S}/v1/deliveries/${delivery.id}/ack`, { method: 'POST', headers: asProvider })).status, 200);
 
   // The alerts, as the citizen's mail system and phone get them.
-  const mail = await until('the e-mail', async () => smtp.mails.find((m) => m.to === email));
-  const text = await until('the SMS', async () => gateway.messages.find((m) => m.to === mobile));
+  const mail = await waitFor('the e-mail', async () => smtp.mails.find((m) => m.to === email), PATIENCE_MS);
+  const text = await waitFor('the SMS', async () => gateway.messages.find((m) => m.to === mobile), PATIENCE_MS);
   t.equal(mail.subject, 'Du har fått digital post', 'the default subject, in the language of the letter');
   t.match(mail.text, sender.name, 'the e-mail names the sender');
   t.match(mail.text, title, 'the e-mail names the non-sensitive title');
@@ -107,21 +101,21 @@ t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTI
 
   // The sender's NOTIFIED receipt, signed by the hub and on the letter's evidence chain.
   const jwks = (await (await fetch(`${I}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
-  const receipts = await until('the NOTIFIED receipt', async () => {
+  const receipts = await waitFor('the NOTIFIED receipt', async () => {
     const pulled = (await (await fetch(`${I}/v1/receipts?limit=100`, { headers: asSender })).json()) as { receipts: { type: string; messageId: string; jws: string }[] };
     const mine = pulled.receipts.filter((r) => r.messageId === accepted.id);
     return mine.some((r) => r.type === 'NOTIFIED') && mine;
-  });
+  }, PATIENCE_MS, 200);
   t.same(receipts.map((r) => r.type), ['DELIVERED', 'NOTIFIED'], 'one NOTIFIED for the two channels');
   const notified = await verifyReceipt(receipts[1]!.jws, { jwks, events: await loadEvents(kysely, accepted.id) });
   t.ok(notified.valid, `NOTIFIED verifies: ${notified.problems.join('; ')}`);
   t.match(notified.receipt, { type: 'NOTIFIED', messageId: accepted.id, data: { repetition: 0, notifiedAt: String } });
 
   const attempts = () => kysely.selectFrom('notification_attempts').select(['channel', 'repetition', 'state', 'due_at']).where('message_id', '=', accepted.id).orderBy('channel').orderBy('repetition').execute();
-  const rows = await until('both first alerts SENT', async () => {
+  const rows = await waitFor('both first alerts SENT', async () => {
     const r = await attempts();
     return r.filter((a) => a.repetition === 0).every((a) => a.state === 'SENT') && r;
-  });
+  }, PATIENCE_MS, 200);
   t.same(rows.map((a) => `${a.channel}/${a.repetition}/${a.state}`), ['email/0/SENT', 'email/1/SCHEDULED', 'sms/0/SENT', 'sms/1/SCHEDULED']);
   const days = (rows[1]!.due_at.getTime() - Date.now()) / 86_400_000;
   t.ok(days > 6.9 && days <= 7, `the repetition is due in 7 days (${days.toFixed(3)})`);
@@ -133,10 +127,10 @@ t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTI
     body: JSON.stringify({ type: 'OPENED', at: new Date().toISOString(), securityLevel: 3 }),
   });
   t.equal(opened.status, 200, await opened.clone().text());
-  const after = await until('the repetition cancelled', async () => {
+  const after = await waitFor('the repetition cancelled', async () => {
     const r = await attempts();
     return r.filter((a) => a.repetition === 1).every((a) => a.state === 'CANCELLED') && r;
-  });
+  }, PATIENCE_MS, 200);
   t.same(after.map((a) => a.state), ['SENT', 'CANCELLED', 'SENT', 'CANCELLED']);
   const status = (await (await fetch(`${I}/v1/messages/${accepted.id}`, { headers: asSender })).json()) as { status: string; timeline: { type: string }[] };
   t.same(status.timeline.map((e) => e.type), ['SEALED', 'DELIVERED', 'NOTIFIED', 'OPENED']);

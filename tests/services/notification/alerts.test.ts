@@ -2,7 +2,8 @@ import t from 'tap';
 import { syntheticPersonIdList } from '../../../shared/ids/person-id.js';
 import { startSmsGateway, startSmtpSink } from '../../harness/alert-peers.js';
 import { queueBackends } from '../../helpers/queues.js';
-import { attempts, DAY, decodeJws, deliveryEvent, delayedCount, events, harness, insertMessage, insertPerson, promoteDelayed, receipts, SENDER_NAME, settled, waitFor } from './fixtures.js';
+import { attempts, DAY, decodeJws, deliveryEvent, delayedCount, events, harness, insertMessage, insertPerson, promoteDelayed, receipts, SENDER_NAME, settled } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const ids = syntheticPersonIdList(40, 7000);
 

@@ -3,7 +3,8 @@ import { syntheticPersonIdList } from '../../../shared/ids/person-id.js';
 import { monthsBefore } from '../../../shared/registry/contact-rule.js';
 import { startSmsGateway, startSmtpSink } from '../../harness/alert-peers.js';
 import { queueBackends } from '../../helpers/queues.js';
-import { DAY, decodeJws, deliveryEvent, events, harness, insertMessage, insertPerson, promoteDelayed, receipts, settled, waitFor } from './fixtures.js';
+import { DAY, decodeJws, deliveryEvent, events, harness, insertMessage, insertPerson, promoteDelayed, receipts, settled } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const ids = syntheticPersonIdList(40, 9100);
 

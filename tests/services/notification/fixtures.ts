@@ -16,6 +16,7 @@ import { buildApp } from '../../../services/notification/app.js';
 import { notificationContext, QUEUES, type NotificationContext } from '../../../services/notification/context.js';
 import { startWorkers } from '../../../services/notification/workers.js';
 import { testDeps } from '../../helpers/service.js';
+import { waitFor } from '../../helpers/wait.js';
 
 export const SENDER = '974760673';
 export const SENDER_NAME = 'Brønnøysundregistrene';
@@ -136,16 +137,6 @@ export async function deliveryEvent(h: Harness, messageId: string, type: 'DELIVE
     await appendEvent(trx, h.ctx.hub, { messageId, type, senderOrgnr: SENDER, at: h.clock.now() });
     await enqueue(trx, { queue: QUEUES.events, name: 'delivery-event', data: { messageId, type } });
   });
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 export async function attempts(h: Harness, messageId: string) {

@@ -7,7 +7,8 @@ import { createLogger } from '../../../shared/logging/logger.js';
 import { monthsBefore } from '../../../shared/registry/contact-rule.js';
 import { queueBackends } from '../../helpers/queues.js';
 import { consumer, signWithDevKey } from '../../helpers/tokens.js';
-import { DAY, harness, insertPerson, insertSender, OTHER_SENDER, SENDER, waitFor } from './fixtures.js';
+import { DAY, harness, insertPerson, insertSender, OTHER_SENDER, SENDER } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const ids = syntheticPersonIdList(20, 12_000);
 

@@ -14,7 +14,8 @@ import { classifySmtpError, smtpTransport } from '../../../services/notification
 import { PermanentSendError, TransientSendError } from '../../../services/notification/transports/types.js';
 import { inWindow, instantOf, nextInWindow } from '../../../services/notification/window.js';
 import { startSmtpSink } from '../../harness/alert-peers.js';
-import { attempts, harness, insertMessage, insertPerson, settled, waitFor, deliveryEvent } from './fixtures.js';
+import { attempts, harness, insertMessage, insertPerson, settled, deliveryEvent } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const OSLO = { start: 9 * 60, end: 21 * 60, timeZone: 'Europe/Oslo' };
 
