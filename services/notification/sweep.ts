@@ -1,9 +1,8 @@
 import { sql } from 'kysely';
 import type { AlertChannel } from '../../shared/db/tables/notification-attempts.js';
+import { isUuid } from '../../shared/ids/uuid.js';
 import { ALERT_QUEUES, QUEUES, type NotificationContext } from './context.js';
 import { alertQueueOf, type AlertJob, type DeliveryEvent } from './schedule.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Overdue by this much before the sweeper looks at an alert: a queue backlog is not a lost job. */
 export const SWEEP_GRACE_MS = 120_000;
@@ -51,7 +50,7 @@ export async function retryStrandedJobs(ctx: NotificationContext, limit = 500): 
   let retried = 0;
   for (const name of ALERT_QUEUES) {
     const failed = await ctx.queues.queue<AlertJob>(name).getFailed(0, limit - 1);
-    const ids = failed.map((j) => j.data?.attemptId).filter((id): id is string => typeof id === 'string' && UUID.test(id));
+    const ids = failed.map((j) => j.data?.attemptId).filter(isUuid);
     if (ids.length === 0) continue;
     const open = new Set(
       (await ctx.db.selectFrom('notification_attempts').select('id').where('id', 'in', ids).where('state', 'in', ['SCHEDULED', 'SENDING']).execute()).map((r) => r.id),

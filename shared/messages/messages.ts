@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
+import { isUuid } from '../ids/uuid.js';
 import type { MessageNotifications, MessageRoute } from '../db/tables/messages.js';
 
 type DbLike = Kysely<Database> | Transaction<Database>;
@@ -20,7 +21,6 @@ export interface MessageInfo {
   createdAt: Date;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function findMessage(db: DbLike, id: string): Promise<MessageInfo | undefined> {
   return (await findMessages(db, [id])).get(id.toLowerCase());
@@ -28,7 +28,7 @@ export async function findMessage(db: DbLike, id: string): Promise<MessageInfo |
 
 /** Several letters in one read, keyed by (lower-case) id; ids that are not UUIDs or not letters are absent. */
 export async function findMessages(db: DbLike, ids: readonly string[]): Promise<Map<string, MessageInfo>> {
-  const wanted = [...new Set(ids.filter((id) => UUID.test(id)).map((id) => id.toLowerCase()))];
+  const wanted = [...new Set(ids.filter(isUuid).map((id) => id.toLowerCase()))];
   if (wanted.length === 0) return new Map();
   const rows = await db
     .selectFrom('messages')
