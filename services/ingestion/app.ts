@@ -4,15 +4,15 @@ import { createLogger } from '../../shared/logging/logger.js';
 import type { Background, ServiceModule } from '../../shared/runtime/service-module.js';
 import { storageContext } from '../../shared/storage/context.js';
 import { EXPIRY_JOB, expireDelivery, INGESTION_QUEUE, type ExpiryJob } from './expiry.js';
-import { deleteExpiredKeys, InFlightLocks } from './idempotency.js';
+import { deleteExpiredKeys } from './idempotency.js';
+import { createIntakeBatches } from './intake/batches.js';
 import routes from './routes/index.js';
 import { startPusher } from './webhooks.js';
 
 export async function buildApp(deps: ServiceDeps): Promise<App> {
   const app = await createApp({ name: 'ingestion', description: 'Message intake for agencies: capabilities, letters, status and receipts' }, deps);
-  const locks = new InFlightLocks(deps.config.DATABASE_URL ?? '');
-  app.addHook('onClose', () => locks.close());
-  await app.register(routes, { deps, storage: storageContext(deps), locks });
+  const intake = createIntakeBatches(deps, app.metrics);
+  await app.register(routes, { deps, storage: storageContext(deps), intake });
   return app;
 }
 

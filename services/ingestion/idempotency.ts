@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import pg from 'pg';
 import type { Database } from '../../shared/db/database.js';
 import { canonicalJson } from '../../shared/evidence/chain.js';
-import { commonProblems, Problem } from '../../shared/errors/problem.js';
 
 /**
  * Idempotency-Key handling (see docs/ingestion.md):
@@ -11,9 +9,9 @@ import { commonProblems, Problem } from '../../shared/errors/problem.js';
  * - The answer to a request is stored with its key, in the same transaction as the letter, so a
  *   key has an answer exactly when its letter exists. The primary key (sender, key) makes a
  *   second letter under one key impossible whatever happens to processes and locks.
- * - "In flight" is a session advisory lock on a few dedicated connections, taken before the body
- *   is read: a concurrent duplicate gets 409 at once, and a process killed mid-request releases
- *   its locks with its connections, so the client's retry is not blocked by a dead request.
+ * - "In flight" is a transaction advisory lock on the key, taken by the group commit that writes
+ *   the letter (intake/commit.ts): another transaction committing the same key gets 409, and a
+ *   process killed mid-commit drops its connection and the lock with it.
  */
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -85,80 +83,4 @@ export async function deleteExpiredKeys(db: Kysely<Database>, limit = 5000): Pro
       delete from idempotency_keys where ctid in (select ctid from idempotency_keys where expires_at <= now() limit ${limit}) returning 1
     ) select count(*)::text as n from gone`.execute(db);
   return Number(r.rows[0]?.n ?? 0);
-}
-
-/**
- * Session advisory locks multiplexed over a few dedicated connections (a key always maps to the
- * same one). Advisory locks are re-entrant within a session, so keys held by this process are
- * also tracked here.
- */
-export class InFlightLocks {
-  private readonly clients: (Promise<pg.Client> | undefined)[];
-  private readonly held = new Set<string>();
-  /** One query at a time per connection (pg no longer queues them for us). */
-  private readonly tails: Promise<unknown>[];
-  private closed = false;
-
-  constructor(
-    private readonly databaseUrl: string,
-    connections = 2,
-  ) {
-    this.clients = new Array<Promise<pg.Client> | undefined>(connections).fill(undefined);
-    this.tails = new Array<Promise<unknown>>(connections).fill(Promise.resolve());
-  }
-
-  private query<T extends pg.QueryResultRow>(i: number, text: string, values: unknown[]): Promise<pg.QueryResult<T>> {
-    const run = this.tails[i]!.catch(() => undefined).then(async () => (await this.client(i)).query<T>(text, values));
-    this.tails[i] = run;
-    return run;
-  }
-
-  private slot(name: string): number {
-    return createHash('sha256').update(name).digest().readUInt32BE(0) % this.clients.length;
-  }
-
-  private client(i: number): Promise<pg.Client> {
-    let c = this.clients[i];
-    if (!c) {
-      const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'postbud-ingestion-locks' });
-      // A lost connection loses its locks; the next use reconnects. The stored answer's primary
-      // key still prevents a second letter under one key.
-      const drop = () => {
-        if (this.clients[i] === c) this.clients[i] = undefined;
-      };
-      client.on('error', drop);
-      client.on('end', drop);
-      c = client.connect().then(() => client);
-      c.catch(drop);
-      this.clients[i] = c;
-    }
-    return c;
-  }
-
-  /** Takes the lock or returns false when another request (here or in another process) holds it. */
-  async tryLock(name: string): Promise<boolean> {
-    if (this.closed) throw new Problem(commonProblems.UNAVAILABLE, 'The service is stopping');
-    if (this.held.has(name)) return false;
-    this.held.add(name);
-    try {
-      const r = await this.query<{ ok: boolean }>(this.slot(name), 'select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [name]);
-      if (!r.rows[0]?.ok) this.held.delete(name);
-      return r.rows[0]?.ok === true;
-    } catch {
-      this.held.delete(name);
-      throw new Problem(commonProblems.UNAVAILABLE, 'The database is not reachable; retry');
-    }
-  }
-
-  async unlock(name: string): Promise<void> {
-    if (!this.held.delete(name)) return;
-    const i = this.slot(name);
-    if (!this.clients[i]) return; // the connection is gone, and its locks with it
-    await this.query(i, 'select pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => undefined);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all(this.clients.map((c) => c?.then((client) => client.end()).catch(() => undefined)));
-  }
 }

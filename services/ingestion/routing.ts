@@ -66,6 +66,26 @@ export async function routeRecipient(db: DbLike, recipient: Recipient, wantsPrin
   return printRoute(db);
 }
 
+/**
+ * At commit (group commit, a few ms after routeRecipient): a letter sealed for `route` may still
+ * be written, or the problem that fails it alone. A recipient that became reserved, deleted or
+ * lost the mailbox gets the 422 routing would give now; a letter that would now go elsewhere
+ * (another provider, or print instead) was sealed for the wrong addressee and is refused with
+ * recipient-changed, so the client's retry is routed and sealed afresh.
+ */
+export function routeAtCommit(recipient: Recipient, route: Route, wantsPrint: boolean): Problem | undefined {
+  if (recipient.status === 'NOT_REGISTERED') return new Problem(ingestionProblems.INVALID_RECIPIENT, 'The registry does not know this person');
+  if (recipient.status === 'DELETED') return new Problem(ingestionProblems.RECIPIENT_DELETED, 'The person is deleted from the registry');
+  const mailbox = digitalMailbox(recipient);
+  if (route.route === 'PRINT') return undefined;
+  if (mailbox && mailbox.providerOrgnr === route.providerOrgnr && mailbox.address === route.mailboxAddress) return undefined;
+  if (!mailbox && !wantsPrint) {
+    if (recipient.reserved) return new Problem(ingestionProblems.RECIPIENT_RESERVED, 'The person has reserved against digital mail; add print details to send on paper');
+    return new Problem(ingestionProblems.NO_DIGITAL_MAILBOX, 'The person has no active digital mailbox; add print details to send on paper');
+  }
+  return new Problem(ingestionProblems.RECIPIENT_CHANGED, "The recipient's mailbox changed while the letter was being sent; send it again", {}, { 'retry-after': '1' });
+}
+
 export async function printRoute(db: DbLike): Promise<Route & { route: 'PRINT' }> {
   const printer = await findPrintProvider(db);
   if (!printer) throw new Problem(ingestionProblems.PRINT_UNAVAILABLE, 'No print provider is active');

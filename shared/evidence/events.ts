@@ -152,6 +152,22 @@ export function firstEvent(input: Omit<AppendEvent, 'receipt' | 'senderOrgnr'>) 
   return { seq: 1, hash, row: { message_id: event.messageId, seq: 1, type: event.type, at: event.at, data: JSON.stringify(event.data), prev_hash: null, hash } };
 }
 
+/** A first event (see firstEvent) as its row. */
+export type FirstEventRow = ReturnType<typeof firstEvent>['row'];
+
+/**
+ * The insert of many first events (see firstEvent) as one set-based statement, to be a CTE of
+ * the caller's larger statement: one array per column, so the statement text is the same
+ * whatever the number of events (it can be prepared once).
+ */
+export function insertFirstEventsSql(rows: readonly FirstEventRow[]) {
+  const col = <K extends keyof FirstEventRow>(k: K) => sql.val(rows.map((r) => r[k]));
+  return sql`insert into message_events (message_id, seq, type, at, data, prev_hash, hash)
+    select message_id, 1, type, at, data, null, hash
+      from unnest(${col('message_id')}::uuid[], ${col('type')}::text[], ${col('at')}::timestamptz[], ${col('data')}::jsonb[], ${col('hash')}::text[])
+        as e(message_id, type, at, data, hash)`;
+}
+
 /** A message's events in order, as the chain checker wants them. */
 export async function loadEvents(db: Kysely<Database>, messageId: string) {
   const rows = await db.selectFrom('message_events').selectAll().where('message_id', '=', messageId).orderBy('seq').execute();

@@ -3,9 +3,9 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { DeliveryRoute } from '../db/tables/deliveries.js';
 import type { PrintInstructions } from '../crypto/asice.js';
-import { appendEvent, firstEvent } from '../evidence/events.js';
+import { appendEvent, firstEvent, insertFirstEventsSql } from '../evidence/events.js';
 import type { StorageContext } from './context.js';
-import { pendingPackageCtes, writePendingPackage, type SealedPackage } from './packages.js';
+import { writePendingPackage, type PendingPackage, type SealedPackage } from './packages.js';
 
 export interface CreateDelivery {
   /** Defaults to a random UUID. */
@@ -35,12 +35,8 @@ export class DeliveryInputError extends Error {
   override name = 'DeliveryInputError';
 }
 
-/**
- * Makes a sealed package available to its provider: the delivery row and the first evidence
- * event (SEALED, with the documents' hashes), in the caller's transaction (and the package
- * itself when sealPackage deferred its write).
- */
-export async function createDelivery(trx: Transaction<Database> | Kysely<Database>, ctx: Pick<StorageContext, 'hub'>, input: CreateDelivery): Promise<{ id: string; seq: number }> {
+/** The delivery row and SEALED event of one input (validated). */
+function deliveryParts(input: CreateDelivery) {
   if (input.route === 'DIGITAL' && !input.mailboxAddress) throw new DeliveryInputError('a digital delivery needs a mailbox address');
   if (input.route === 'PRINT' && !input.print) throw new DeliveryInputError('a print delivery needs print instructions');
   const id = input.id ?? randomUUID();
@@ -72,21 +68,57 @@ export async function createDelivery(trx: Transaction<Database> | Kysely<Databas
       documents: input.sealed.manifest.documents.map((d) => ({ sha256: d.sha256, size: d.size })),
     },
   };
+  return { id, row, sealedEvent };
+}
+
+type DeliveryRow = ReturnType<typeof deliveryParts>['row'];
+
+/**
+ * Deliveries of messages created in the caller's statement (`newMessage`), set-based: CTEs `p`
+ * (the packages whose write was deferred), `c` (their one chunk each), `d` (the deliveries) and
+ * `e` (each message's first event, SEALED, seq 1), to lead or join the caller's larger
+ * statement. One array per column, so the text is the same for any number of deliveries (the
+ * group commit prepares it once per connection).
+ */
+export function newDeliveriesCtes(inputs: readonly CreateDelivery[]) {
+  const parts = inputs.map(deliveryParts);
+  const pending = inputs.map((i) => i.sealed.pending).filter((p): p is PendingPackage => p !== undefined);
+  const col = <K extends keyof DeliveryRow>(k: K) => sql.val(parts.map((p) => p.row[k]));
+  const pcol = <K extends keyof PendingPackage>(k: K) => sql.val(pending.map((p) => p[k]));
+  const events = parts.map((p) => firstEvent(p.sealedEvent));
+  const ctes = sql`
+  p as (
+    insert into packages (id, status, kek_id, wrapped_key, iv, zip_size, ciphertext_size, chunk_count, sealed_at)
+    select id, 'SEALED', kek_id, wrapped_key, iv, zip_size, ciphertext_size, 1, now()
+      from unnest(${pcol('id')}::uuid[], ${pcol('kekId')}::text[], ${pcol('wrappedKey')}::bytea[], ${pcol('iv')}::bytea[],
+                  ${pcol('zipSize')}::bigint[], ${pcol('ciphertextSize')}::bigint[]) as x(id, kek_id, wrapped_key, iv, zip_size, ciphertext_size)
+    returning id),
+  c as (
+    insert into package_chunks (package_id, seq, data)
+    select id, 0, data from unnest(${pcol('id')}::uuid[], ${pcol('data')}::bytea[]) as x(id, data)),
+  d as (
+    insert into deliveries (id, message_id, sender_orgnr, person_id, route, provider_orgnr, mailbox_address, title, security_level,
+                            available_at, print_instructions, package_id, package_size)
+    select * from unnest(${col('id')}::uuid[], ${col('message_id')}::uuid[], ${col('sender_orgnr')}::text[], ${col('person_id')}::text[],
+                         ${col('route')}::text[], ${col('provider_orgnr')}::text[], ${col('mailbox_address')}::text[], ${col('title')}::text[],
+                         ${col('security_level')}::smallint[], ${col('available_at')}::timestamptz[], ${col('print_instructions')}::jsonb[],
+                         ${col('package_id')}::uuid[], ${col('package_size')}::bigint[])),
+  e as (${insertFirstEventsSql(events.map((e) => e.row))})`;
+  return { ctes, created: parts.map((p, i) => ({ id: p.id, seq: events[i]!.seq })) };
+}
+
+/**
+ * Makes a sealed package available to its provider: the delivery row and the first evidence
+ * event (SEALED, with the documents' hashes), in the caller's transaction (and the package
+ * itself when sealPackage deferred its write).
+ */
+export async function createDelivery(trx: Transaction<Database> | Kysely<Database>, ctx: Pick<StorageContext, 'hub'>, input: CreateDelivery): Promise<{ id: string; seq: number }> {
   if (input.newMessage) {
-    const first = firstEvent(sealedEvent);
-    const e = first.row;
-    // A deferred package (sealPackage's deferWrite) is written by the same statement.
-    const pending = input.sealed.pending;
-    await sql`
-      with ${pending ? sql`${pendingPackageCtes(pending)},` : sql``} d as (
-        insert into deliveries (id, message_id, sender_orgnr, person_id, route, provider_orgnr, mailbox_address, title, security_level,
-                                available_at, print_instructions, package_id, package_size)
-        values (${row.id}, ${row.message_id}, ${row.sender_orgnr}, ${row.person_id}, ${row.route}, ${row.provider_orgnr}, ${row.mailbox_address},
-                ${row.title}, ${row.security_level}, ${row.available_at}, ${row.print_instructions}, ${row.package_id}, ${row.package_size}))
-      insert into message_events (message_id, seq, type, at, data, prev_hash, hash)
-      values (${e.message_id}, ${e.seq}, ${e.type}, ${e.at}, ${e.data}, ${e.prev_hash}, ${e.hash})`.execute(trx);
-    return { id, seq: first.seq };
+    const { ctes, created } = newDeliveriesCtes([input]);
+    await sql`with ${ctes} select 1`.execute(trx);
+    return created[0]!;
   }
+  const { id, row, sealedEvent } = deliveryParts(input);
   if (input.sealed.pending) await writePendingPackage(trx, input.sealed.pending);
   await trx.insertInto('deliveries').values(row).execute();
   const event = await appendEvent(trx, ctx.hub, sealedEvent);

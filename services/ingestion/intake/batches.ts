@@ -1,0 +1,66 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { ServiceDeps } from '../../../shared/app/deps.js';
+import { Group } from '../../../shared/batch/group.js';
+import { runPrepared } from '../../../shared/db/prepared.js';
+import type { Kysely } from 'kysely';
+import { commitLetters, type CommitOutcome, type SealedLetter } from './commit.js';
+import { lookupSql, type LookupItem, type LookupRow } from './lookup.js';
+import { UploadSlots } from './uploads.js';
+
+/**
+ * The intake's shared machinery, one per ingestion app: the batched lookup (before a letter's
+ * documents are read), the group commit (after they are sealed), and the upload bounds.
+ */
+export interface IntakeBatches {
+  lookup: Group<LookupItem, LookupRow>;
+  commit: Group<SealedLetter, CommitOutcome>;
+  slots: UploadSlots;
+  /** Counts a letter refused by load shedding (`reason`: uploads, queue). */
+  shed(reason: 'uploads' | 'queue' | 'client'): void;
+  /** Every batch size seen since start, for the bench (sizes -> count). */
+  readonly batchSizes: Map<number, number>;
+}
+
+export function createIntakeBatches(deps: ServiceDeps, metrics?: Registry): IntakeBatches {
+  const config = deps.config;
+  const kysely = deps.db.kysely as unknown as Kysely<never>;
+  const pool = deps.db.pool;
+  const batchSizes = new Map<number, number>();
+  const sizes = new Histogram({
+    name: 'ingestion_intake_batch_letters',
+    help: 'Letters per intake commit (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: metrics ? [metrics] : [],
+  });
+  const shedCounter = new Counter({
+    name: 'ingestion_intake_shed_total',
+    help: 'Letters refused before being read because the intake was at capacity (uploads, queue) or the client had too many uploads (client)',
+    labelNames: ['reason'],
+    registers: metrics ? [metrics] : [],
+  });
+  const lookup = new Group<LookupItem, LookupRow>((items) => runPrepared(pool, kysely, lookupSql(items, false)), {
+    max: config.INTAKE_BATCH_MAX,
+    parallel: config.INTAKE_BATCH_PARALLEL,
+  });
+  const now = () => deps.clock?.() ?? new Date();
+  const commit = new Group<SealedLetter, CommitOutcome>(
+    (letters) => commitLetters({ kysely, pool, ttlHours: config.IDEMPOTENCY_TTL_HOURS, expirySeconds: config.DELIVERY_EXPIRY_SECONDS, now }, letters),
+    {
+      max: config.INTAKE_BATCH_MAX,
+      parallel: config.INTAKE_BATCH_PARALLEL,
+      windowMs: config.INTAKE_BATCH_WINDOW_MS,
+      maxQueued: config.INTAKE_QUEUE_MAX,
+      onBatch: (n) => {
+        sizes.observe(n);
+        batchSizes.set(n, (batchSizes.get(n) ?? 0) + 1);
+      },
+    },
+  );
+  return {
+    lookup,
+    commit,
+    slots: new UploadSlots(config.INTAKE_UPLOADS_MAX, config.INTAKE_UPLOADS_PER_CLIENT),
+    shed: (reason) => shedCounter.inc({ reason }),
+    batchSizes,
+  };
+}

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { pipeline, type Readable } from 'node:stream';
+import type { Multipart, MultipartFile } from '@fastify/multipart';
+import type { FastifyRequest } from 'fastify';
+import type { DocumentInput } from '../../../shared/crypto/asice.js';
+import { commonProblems, Problem } from '../../../shared/errors/problem.js';
+import { DocumentGuard, type SizeBudget } from '../documents.js';
+import { ingestionProblems } from '../problems.js';
+import type { DeclaredDocument } from './validate.js';
+import type { UploadWatchdog } from './uploads.js';
+
+/** Errors of the multipart parser (busboy, @fastify/multipart) as problems: all are the client's. */
+export function partsError(err: unknown): Problem {
+  if (err instanceof Problem) return err;
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  switch (code) {
+    case 'FST_INVALID_JSON_FIELD_ERROR':
+      return new Problem(ingestionProblems.INVALID_MESSAGE, 'The message part is not valid JSON');
+    case 'FST_PROTO_VIOLATION':
+    case 'FST_FIELDS_LIMIT':
+      return new Problem(ingestionProblems.UNEXPECTED_PART, message);
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FILES_LIMIT':
+      return new Problem(ingestionProblems.TOO_MANY_DOCUMENTS, 'Too many parts');
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return new Problem(ingestionProblems.LETTER_TOO_LARGE, 'A document exceeds the size limit');
+    default:
+      return new Problem(commonProblems.MALFORMED_BODY, `The multipart body could not be parsed: ${message.slice(0, 200)}`);
+  }
+}
+
+/** The parts of a multipart request, one at a time, under the upload's watchdog. */
+export class Parts {
+  private readonly it: AsyncIterator<Multipart>;
+  constructor(
+    request: FastifyRequest,
+    readonly watchdog: UploadWatchdog,
+  ) {
+    this.it = request.parts()[Symbol.asyncIterator]();
+  }
+  async next(): Promise<Multipart | undefined> {
+    try {
+      const pending = this.it.next();
+      this.watchdog.start(); // the first next() pipes the request into the parser
+      const r = await this.watchdog.race(pending);
+      if (r.done) return undefined;
+      if (r.value.type === 'file') this.watchdog.reading(r.value.file);
+      return r.value;
+    } catch (err) {
+      throw partsError(err);
+    }
+  }
+}
+
+async function readLimited(stream: Readable, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > max) throw new Problem(ingestionProblems.INVALID_MESSAGE, `The message part is larger than ${max} bytes`);
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+export const MAX_MESSAGE_PART = 256 * 1024;
+
+export async function readMessagePart(parts: Parts): Promise<unknown> {
+  const part = await parts.next();
+  if (!part || part.fieldname !== 'message') {
+    if (part?.type === 'file') part.file.resume();
+    throw new Problem(ingestionProblems.MESSAGE_PART_MISSING, 'Send the JSON `message` part first, then one file part per document');
+  }
+  let raw: unknown;
+  if (part.type === 'file') raw = (await readLimited(part.file, MAX_MESSAGE_PART).catch((err: unknown) => Promise.reject(partsError(err)))).toString('utf8');
+  else if (part.valueTruncated) throw new Problem(ingestionProblems.INVALID_MESSAGE, 'The message part is too large');
+  else raw = part.value;
+  if (typeof raw !== 'string') return raw; // parsed by the multipart plugin (Content-Type: application/json)
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    throw new Problem(ingestionProblems.INVALID_MESSAGE, 'The message part is not valid JSON');
+  }
+}
+
+/** The next part must be the file of `doc`. */
+async function documentPart(parts: Parts, doc: DeclaredDocument): Promise<MultipartFile> {
+  const part = await parts.next();
+  if (!part) throw new Problem(ingestionProblems.MISSING_DOCUMENT, `No file part for document ${JSON.stringify(doc.name)}; send them in the declared order`, { document: doc.name });
+  if (part.type !== 'file') throw new Problem(ingestionProblems.UNEXPECTED_PART, `Expected the file of ${JSON.stringify(doc.name)}, got field ${JSON.stringify(part.fieldname)}`);
+  if (part.filename !== doc.name) {
+    part.file.resume();
+    throw new Problem(ingestionProblems.MISSING_DOCUMENT, `Expected the file ${JSON.stringify(doc.name)} next (declared order), got ${JSON.stringify(part.filename)}`, { document: doc.name });
+  }
+  return part;
+}
+
+export async function noMoreParts(parts: Parts): Promise<void> {
+  const extra = await parts.next();
+  if (extra) {
+    if (extra.type === 'file') extra.file.resume();
+    throw new Problem(ingestionProblems.UNEXPECTED_PART, `Unexpected part ${JSON.stringify(extra.fieldname)} after the declared documents`);
+  }
+}
+
+/** A letter's documents as they arrive: streamed through their checks into the sealer, or only hashed (a repeated key). */
+export interface DocumentSource {
+  /** The documents in declared order, each through its guard; the first failure is kept in `failure`. */
+  guarded(budget: SizeBudget, failure: { err?: unknown }): AsyncIterable<DocumentInput>;
+  /** Each document's name, type and SHA-256, read and hashed, never stored. */
+  hashed(budget: SizeBudget): Promise<{ name: string; mime: string; sha256: string }[]>;
+}
+
+/** The documents of a multipart request (the parts after the message part). */
+export function multipartDocuments(parts: Parts, docs: readonly DeclaredDocument[]): DocumentSource {
+  return {
+    async *guarded(budget, failure) {
+      try {
+        for (const doc of docs) {
+          const part = await documentPart(parts, doc);
+          const guard = new DocumentGuard(doc.name, doc.mime, budget);
+          guard.on('error', (err) => (failure.err ??= err));
+          pipeline(part.file, guard, (err) => {
+            if (err) failure.err ??= err;
+          });
+          yield { name: doc.name, mime: doc.mime, stream: guard };
+        }
+        await noMoreParts(parts);
+      } catch (err) {
+        failure.err ??= err;
+        throw err;
+      }
+    },
+    async hashed(budget) {
+      const out: { name: string; mime: string; sha256: string }[] = [];
+      for (const doc of docs) {
+        const part = await documentPart(parts, doc);
+        const hash = createHash('sha256');
+        try {
+          for await (const chunk of part.file as AsyncIterable<Buffer>) {
+            budget.used += chunk.length;
+            if (budget.used > budget.max) throw new Problem(ingestionProblems.LETTER_TOO_LARGE, `the documents exceed ${budget.max} bytes`);
+            hash.update(chunk);
+          }
+        } catch (err) {
+          throw partsError(err);
+        }
+        out.push({ name: doc.name, mime: doc.mime, sha256: hash.digest('hex') });
+      }
+      await noMoreParts(parts);
+      return out;
+    },
+  };
+}
