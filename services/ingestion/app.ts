@@ -12,6 +12,8 @@ import { startPusher } from './webhooks.js';
 export async function buildApp(deps: ServiceDeps): Promise<App> {
   const app = await createApp({ name: 'ingestion', description: 'Message intake for agencies: capabilities, letters, status and receipts' }, deps);
   const intake = createIntakeBatches(deps, app.metrics);
+  // Tests and the bench reach the batches (pause, batch sizes) through the app.
+  app.decorate('intake', intake);
   await app.register(routes, { deps, storage: storageContext(deps), intake });
   return app;
 }

@@ -7,6 +7,13 @@ import { commitLetters, type CommitOutcome, type SealedLetter } from './commit.j
 import { lookupSql, type LookupItem, type LookupRow } from './lookup.js';
 import { UploadSlots } from './uploads.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The ingestion service's intake batches (absent on other services). */
+    intake?: IntakeBatches;
+  }
+}
+
 /**
  * The intake's shared machinery, one per ingestion app: the batched lookup (before a letter's
  * documents are read), the group commit (after they are sealed), and the upload bounds.
