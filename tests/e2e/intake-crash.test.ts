@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import t from 'tap';
 import { issueDevToken } from '../../shared/auth/dev-issuer.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
@@ -6,13 +7,14 @@ import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
 import { runTs, waitForHttp, type Proc } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
+import { waitFor } from '../helpers/wait.js';
 import { letter, multipart, PDF, seedRegistry, SENDER } from '../services/ingestion/fixtures.js';
 
 const LETTERS = 2000;
 const CONCURRENCY = 24;
 const KILLS = 4;
 
-t.test('SIGKILL during 2,000 submissions with retries: every letter exactly once, with exactly one delivery', async (t) => {
+t.test('SIGKILL during 2,000 submissions in group commits with retries: every letter exactly once, with exactly one delivery', async (t) => {
   const { url, db } = await testDatabase(t);
   await seedRegistry(db.kysely);
   const dataDir = testDataDir(t);
@@ -33,7 +35,28 @@ t.test('SIGKILL during 2,000 submissions with retries: every letter exactly once
   let kills = 0;
   let restarting: Promise<void> | undefined;
 
+  let sharedBatches = 0;
+  let killedMidCommit = 0;
+  /** Batches of more than one letter the running process committed (from its /metrics histogram). */
+  const multiLetterBatches = async () => {
+    const text = await fetch(`${base}/metrics`).then((r) => r.text());
+    const count = Number(/ingestion_intake_batch_letters_count\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    const single = Number(/ingestion_intake_batch_letters_bucket\{le="1"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    return count - single;
+  };
+  /** True while a batch of this process is between its first statement and its commit. */
+  const batchInFlight = async () => {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where application_name = 'postbud-ingestion' and state in ('active', 'idle in transaction') and backend_xid is not null
+        and pid <> pg_backend_pid() and query like '%insert into idempotency_keys%'`.execute(db.kysely);
+    return rows[0]!.n > 0;
+  };
+
   const restart = async () => {
+    sharedBatches += await multiLetterBatches().catch(() => 0);
+    // The kill lands while a batch holds an open transaction that has written (a transaction id).
+    await waitFor('a batch in flight', batchInFlight, 30_000, 1);
+    killedMidCommit++;
     proc.child.kill('SIGKILL');
     await proc.exited;
     kills++;
@@ -79,7 +102,10 @@ t.test('SIGKILL during 2,000 submissions with retries: every letter exactly once
     }),
   );
   await restarting;
+  sharedBatches += await multiLetterBatches();
   t.equal(kills, KILLS, `killed with SIGKILL ${KILLS} times`);
+  t.equal(killedMidCommit, KILLS, 'each kill landed while a batch was between its first write and its commit');
+  t.ok(sharedBatches > 0, `concurrent letters shared batches (${sharedBatches} batches of more than one letter)`);
   t.comment(`${attempts} requests for ${LETTERS} letters (${retried} retries)`);
 
   const q = db.kysely;

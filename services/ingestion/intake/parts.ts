@@ -121,6 +121,7 @@ export function multipartDocuments(parts: Parts, docs: readonly DeclaredDocument
           const part = await documentPart(parts, doc);
           const guard = new DocumentGuard(doc.name, doc.mime, budget);
           guard.on('error', (err) => (failure.err ??= err));
+          parts.watchdog.reading(guard); // the sealer reads the guard: a timeout must fail it, not only the part under it
           pipeline(part.file, guard, (err) => {
             if (err) failure.err ??= err;
           });

@@ -90,8 +90,9 @@ export class UploadWatchdog {
   private expire(detail: string): void {
     if (this.problem) return;
     this.problem = new Problem(ingestionProblems.UPLOAD_TIMEOUT, detail, {}, { connection: 'close' });
+    const reading = this.current;
     this.stop();
-    this.current?.destroy(this.problem);
+    reading?.destroy(this.problem);
     this.fail(this.problem);
   }
 
