@@ -2,7 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
 import type { DeliveryRoute, DeliveryRow, DeliveryState } from '../../shared/db/tables/deliveries.js';
 import { Problem } from '../../shared/errors/problem.js';
-import { appendEvent } from '../../shared/evidence/events.js';
+import { appendEvent, appendEvents } from '../../shared/evidence/events.js';
 import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
@@ -217,22 +217,57 @@ async function notifyAlerts(trx: Transaction<Database>, d: ProviderDelivery, typ
 
 /** DELIVERED (digital) or PRINT_ACCEPTED (print); acknowledging again changes nothing. */
 export async function acknowledge(ctx: StorageContext, org: string, id: string): Promise<DeliveryStatus> {
+  const [result] = await acknowledgeMany(ctx, org, [id]);
+  if (result!.problem) throw result!.problem;
+  return result!.status!;
+}
+
+/** One id's answer in a batch acknowledgement: its status, or the problem a single ack would have given. */
+export interface AckResult {
+  id: string;
+  status?: DeliveryStatus;
+  problem?: Problem;
+}
+
+/**
+ * Acknowledges many deliveries in one transaction whatever their number: one locking read, one
+ * update, the evidence events (appendEvents: four statements for all) and the alert jobs (one
+ * insert). Each id is answered as a single acknowledgement would be: acknowledging again
+ * changes nothing, an unknown or foreign id is not found, a failed delivery is refused; one
+ * bad id does not stop the others.
+ */
+export async function acknowledgeMany(ctx: StorageContext, org: string, ids: readonly string[]): Promise<AckResult[]> {
   return ctx.db.transaction().execute(async (trx) => {
-    const d = await ownDelivery(trx, org, id, true);
-    if (d.state === 'FAILED') throw new Problem(storageProblems.INVALID_TRANSITION, 'The delivery was reported as failed');
-    if (d.state !== 'READY') return status(d);
-    const state = ACKED_STATE[d.route];
+    const unique = [...new Set(ids)].sort(); // locked in id order: two batches never wait on each other in a cycle
+    const rows = await deliveryQuery(trx).where('d.id', 'in', unique).where('d.provider_orgnr', '=', org).orderBy('d.id').forUpdate('d').execute();
+    const found = new Map(rows.map((r) => [r.id, toDelivery(r)]));
     const ackedAt = new Date();
-    await trx.updateTable('deliveries').set({ state, acked_at: ackedAt, leased_until: null, updated_at: ackedAt }).where('id', '=', d.id).execute();
-    await appendEvent(trx, ctx.hub, {
-      messageId: d.messageId,
-      senderOrgnr: d.senderOrgnr,
-      type: state,
-      at: ackedAt,
-      data: { deliveryId: d.id, providerOrgnr: org, fingerprint: d.fingerprint?.toString('hex') ?? null },
+    const ready = [...found.values()].filter((d) => d.state === 'READY');
+    if (ready.length > 0) {
+      await sql`update deliveries set state = case route when 'DIGITAL' then 'DELIVERED' else 'PRINT_ACCEPTED' end,
+                  acked_at = ${ackedAt}, leased_until = null, updated_at = ${ackedAt}
+                where id = any(${sql.val(ready.map((d) => d.id))}::uuid[])`.execute(trx);
+      await appendEvents(
+        trx,
+        ctx.hub,
+        ready.map((d) => ({
+          messageId: d.messageId,
+          senderOrgnr: d.senderOrgnr,
+          type: ACKED_STATE[d.route],
+          at: ackedAt,
+          data: { deliveryId: d.id, providerOrgnr: org, fingerprint: d.fingerprint?.toString('hex') ?? null },
+        })),
+      );
+      const digital = ready.filter((d) => d.route === 'DIGITAL');
+      if (digital.length > 0) await enqueue(trx, digital.map((d) => ({ queue: 'notification', name: 'delivery-event', data: { messageId: d.messageId, type: 'DELIVERED' } })));
+    }
+    return ids.map((id): AckResult => {
+      const d = found.get(id);
+      if (!d) return { id, problem: new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you') };
+      if (d.state === 'FAILED') return { id, problem: new Problem(storageProblems.INVALID_TRANSITION, 'The delivery was reported as failed') };
+      if (d.state === 'READY') return { id, status: status({ ...d, state: ACKED_STATE[d.route], ackedAt }) };
+      return { id, status: status(d) };
     });
-    await notifyAlerts(trx, d, state);
-    return status({ ...d, state, ackedAt });
   });
 }
 

@@ -59,13 +59,15 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
         description:
           'DESIGN flow 2-4: multipart/form-data with a JSON `message` part and the documents, streamed into a sealed package. ' +
           'Idempotency-Key is required: the same key and request give the same answer (for at least 24 h), the same key with another request 422, ' +
-          'a request with the key still in progress 409. Routing: DIGITAL to the active mailbox, else PRINT when print details are given, else 422.',
+          'a request with the key still being committed 409. Routing: DIGITAL to the active mailbox, else PRINT when print details are given, else 422. ' +
+          'Letters arriving together are committed together (group commit); 201 only after the commit. An upload that stalls is answered 408; ' +
+          'more uploads at once than a client may have, 429; an intake at capacity, 503 with Retry-After.',
         tags: ['messages'],
         security: BEARER_SECURITY,
         consumes: ['multipart/form-data'],
         headers: Type.Object({ 'idempotency-key': Type.String({ minLength: 1, maxLength: 255, description: 'Your unique key for this letter, e.g. a UUID' }) }),
         body: MultipartBody,
-        response: { 201: SubmitResponse, ...errors(409, 413, 415, 422) },
+        response: { 201: SubmitResponse, ...errors(408, 409, 413, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {

@@ -5,8 +5,8 @@ import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { storageContext } from '../../../shared/storage/context.js';
-import { acknowledge, leaseDeliveries, packageFor, reportEvent, type ProviderEvent } from '../deliveries.js';
-import { DeliveryList, DeliveryParams, DeliveryStatusSchema, errors, ProviderEventSchema } from './schemas.js';
+import { acknowledge, acknowledgeMany, leaseDeliveries, packageFor, reportEvent, type ProviderEvent } from '../deliveries.js';
+import { AckBatchBody, AckBatchResponse, DeliveryList, DeliveryParams, DeliveryStatusSchema, errors, ProviderEventSchema } from './schemas.js';
 
 export const CMS_CONTENT_TYPE = 'application/pkcs7-mime; smime-type=enveloped-data';
 
@@ -111,6 +111,32 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
       const { id } = request.params as { id: string };
       const s = await acknowledge(ctx(), clientOf(request).org, id);
       return { ...s, ackedAt: iso(s.ackedAt) };
+    },
+  );
+
+  app.post(
+    '/v1/deliveries/ack',
+    {
+      onRequest: guard,
+      schema: {
+        tags: ['deliveries'],
+        summary: 'Acknowledge many deliveries at once',
+        description:
+          'The batch form of POST /v1/deliveries/{id}/ack, in one transaction: each id is answered in order, as the single acknowledgement would answer it ' +
+          '(its status, or the problem: not found, refused), and one bad id does not stop the others.',
+        security: BEARER_SECURITY,
+        body: AckBatchBody,
+        response: { 200: AckBatchResponse, ...errors() },
+      },
+    },
+    async (request) => {
+      const { ids } = request.body as { ids: string[] };
+      const results = await acknowledgeMany(ctx(), clientOf(request).org, ids);
+      return {
+        results: results.map((r) =>
+          r.status ? { id: r.id, ok: true, delivery: { ...r.status, ackedAt: iso(r.status.ackedAt) } } : { id: r.id, ok: false, problem: r.problem!.body() },
+        ),
+      };
     },
   );
 

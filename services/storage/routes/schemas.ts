@@ -46,6 +46,23 @@ export const DeliveryStatusSchema = Type.Object({
   ackedAt: Type.Union([DateTime, Type.Null()]),
 });
 
+export const AckBatchBody = Type.Object(
+  { ids: Type.Array(Uuid, { minItems: 1, maxItems: 500, description: 'Delivery ids (as listed), at most 500' }) },
+  { additionalProperties: false },
+);
+
+export const AckBatchResponse = Type.Object({
+  results: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      ok: Type.Boolean(),
+      delivery: Type.Optional(DeliveryStatusSchema),
+      problem: Type.Optional(ProblemSchema),
+    }),
+    { description: 'One per requested id, in the order given' },
+  ),
+});
+
 export const ProviderEventSchema = Type.Union(
   [
     Type.Object(
