@@ -103,7 +103,7 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
 const serviceEnv = (extra: Record<string, string>) => ({
   ...process.env,
   LOG_LEVEL: 'warn',
-  RATE_LIMIT_PER_MINUTE: '100000000',
+  RATE_LIMIT_PER_MINUTE: '10000000',
   DATABASE_POOL_SIZE: '20',
   ...extra,
 });

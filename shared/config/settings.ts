@@ -185,6 +185,7 @@ export const settings = {
   INTAKE_QUEUE_MAX: setting('INTAKE_QUEUE_MAX', 'Sealed letters waiting for a batch at most; beyond it a letter is refused with 503 and Retry-After (load shedding)', '512', asInt(1, 100_000)),
   INTAKE_UPLOADS_MAX: setting('INTAKE_UPLOADS_MAX', 'Letters an ingestion process reads at once; more are refused at once with 503 and Retry-After (load shedding, bounded memory)', '256', asInt(1, 100_000)),
   INTAKE_UPLOADS_PER_CLIENT: setting('INTAKE_UPLOADS_PER_CLIENT', 'Letters one client (token organisation) may have uploading at once; more get 429 with Retry-After', '32', asInt(1, 100_000)),
+  INTAKE_MAX_EVENT_LOOP_DELAY_MS: setting('INTAKE_MAX_EVENT_LOOP_DELAY_MS', 'Event-loop delay above which the intake refuses new letters with 503 and Retry-After (@fastify/under-pressure; 0 turns it off)', '1000', asInt(0, 60_000)),
   INTAKE_IDLE_TIMEOUT_MS: setting('INTAKE_IDLE_TIMEOUT_MS', 'An upload that sends no byte for this long is answered 408 and its connection closed', '30000', asInt(10, 3_600_000)),
   INTAKE_BODY_TIMEOUT_MS: setting('INTAKE_BODY_TIMEOUT_MS', 'Longest time one letter upload may take in all before it is answered 408', '600000', asInt(10, 86_400_000)),
   DELIVERY_EXPIRY_SECONDS: setting('DELIVERY_EXPIRY_SECONDS', 'A delivery its provider has not acknowledged within this becomes EXPIRED (or goes to print when the letter has a print fallback)', '604800', asInt(1, 365 * 86_400)),

@@ -22,8 +22,8 @@ export interface IntakeBatches {
   lookup: Group<LookupItem, LookupRow>;
   commit: Group<SealedLetter, CommitOutcome>;
   slots: UploadSlots;
-  /** Counts a letter refused by load shedding (`reason`: uploads, queue). */
-  shed(reason: 'uploads' | 'queue' | 'client'): void;
+  /** Counts a letter refused by load shedding (`reason`: uploads, queue, pressure) or the per-client bound (client). */
+  shed(reason: 'uploads' | 'queue' | 'client' | 'pressure'): void;
   /** Every batch size seen since start, for the bench (sizes -> count). */
   readonly batchSizes: Map<number, number>;
 }
@@ -41,7 +41,7 @@ export function createIntakeBatches(deps: ServiceDeps, metrics?: Registry): Inta
   });
   const shedCounter = new Counter({
     name: 'ingestion_intake_shed_total',
-    help: 'Letters refused before being read because the intake was at capacity (uploads, queue) or the client had too many uploads (client)',
+    help: 'Letters refused before being read because the intake was at capacity (uploads, queue) the process was too busy (pressure: event-loop delay) or the client had too many uploads (client)',
     labelNames: ['reason'],
     registers: metrics ? [metrics] : [],
   });

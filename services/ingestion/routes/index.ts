@@ -1,5 +1,8 @@
 import multipart from '@fastify/multipart';
+import underPressure from '@fastify/under-pressure';
 import type { FastifyPluginAsync } from 'fastify';
+import { Problem } from '../../../shared/errors/problem.js';
+import { ingestionProblems } from '../problems.js';
 import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
 import capabilities from './capabilities.js';
 import type { IngestionRouteOptions } from './context.js';
@@ -25,7 +28,22 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
   // Senders verify receipts and webhook signatures against the hub keys; served here too.
   registerJwksRoute(app, () => opts.storage.hub);
   await app.register(capabilities, opts);
-  await app.register(messages, opts);
+  // Load shedding by event-loop delay (@fastify/under-pressure), scoped to the letters: a process
+  // too busy to answer in time refuses new letters at once with 503 + Retry-After instead of
+  // queueing them; health, metrics and the other resources are not refused.
+  await app.register(async (letters) => {
+    if (config.INTAKE_MAX_EVENT_LOOP_DELAY_MS > 0) {
+      await letters.register(underPressure, {
+        maxEventLoopDelay: config.INTAKE_MAX_EVENT_LOOP_DELAY_MS,
+        retryAfter: 1,
+        pressureHandler: () => {
+          opts.intake.shed('pressure');
+          return Promise.reject(new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake is too busy to take this letter now; retry shortly', {}, { 'retry-after': '1' }));
+        },
+      });
+    }
+    await letters.register(messages, opts);
+  });
   await app.register(receipts, opts);
   await app.register(webhooks, opts);
 };
