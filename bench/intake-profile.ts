@@ -45,7 +45,7 @@ args.push(path.join(root, 'services/ingestion/main.ts'));
 let stderr = '';
 const child = spawn(process.execPath, args, {
   cwd: root,
-  env: { ...process.env, DATABASE_URL: pg.url, DATA_DIR: dataDir, INGESTION_PORT: String(port), LOG_LEVEL: 'warn', QUEUE_PREFIX: 'bench_prof', RATE_LIMIT_PER_MINUTE: '10000000', DATABASE_POOL_SIZE: '20' },
+  env: { ...process.env, DATABASE_URL: pg.url, DATA_DIR: dataDir, INGESTION_PORT: String(port), LOG_LEVEL: 'warn', QUEUE_PREFIX: 'bench_prof', RATE_LIMIT_PER_MINUTE: '10000000', DATABASE_POOL_SIZE: '20', INTAKE_UPLOADS_PER_CLIENT: '100000' },
   stdio: ['ignore', 'ignore', 'pipe'],
 });
 child.stderr!.on('data', (d) => (stderr += String(d)));

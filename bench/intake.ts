@@ -17,7 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,8 @@ const serviceEnv = (extra: Record<string, string>) => ({
   LOG_LEVEL: 'warn',
   RATE_LIMIT_PER_MINUTE: '10000000',
   DATABASE_POOL_SIZE: '20',
+  // One client offers all the load here; the per-client bound is for real senders.
+  INTAKE_UPLOADS_PER_CLIENT: '100000',
   ...extra,
 });
 
@@ -124,6 +126,7 @@ async function startIngestion(databaseUrl: string, pgDataDir: string | undefined
 /** `postbud start` as a user runs it: the four services in one process and its own embedded Postgres under DATA_DIR. */
 async function startWholeSystem(): Promise<Target & { dataDir: string }> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'postbud-bench-start-'));
+  chmodSync(dataDir, 0o755); // the embedded Postgres runs as its own user
   const [pgPort, registry, ingestion, storage, notification] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const child = spawnCounted(
     'scripts/cli.ts',
