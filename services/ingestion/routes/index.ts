@@ -2,6 +2,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync } from 'fastify';
 import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
 import capabilities from './capabilities.js';
+import evidence from './evidence.js';
 import type { IngestionRouteOptions } from './context.js';
 import messages from './messages.js';
 import receipts from './receipts.js';
@@ -26,6 +27,7 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
   registerJwksRoute(app, () => opts.storage.hub);
   await app.register(capabilities, opts);
   await app.register(messages, opts);
+  await app.register(evidence, opts);
   await app.register(receipts, opts);
   await app.register(webhooks, opts);
 };
