@@ -115,7 +115,7 @@ export async function verifyBundle(input: unknown, opts: { jwks?: Keys } = {}): 
     pending,
     problems,
   });
-  let head: TreeHead | undefined;
+  let head = undefined as TreeHead | undefined;
   const pending: number[] = [];
   if (!b || typeof b !== 'object' || b.format !== BUNDLE_FORMAT || typeof b.messageId !== 'string' || !Array.isArray(b.events) || !Array.isArray(b.receipts) || !Array.isArray(b.keys?.keys)) {
     problems.push({ code: 'format', where: 'bundle', message: `not a ${BUNDLE_FORMAT} document` });
