@@ -20,6 +20,12 @@ import { testService } from '../../helpers/service.js';
 import { DIGIPOST, letter, multipart, newKey, OTHER_SENDER, PDF, seedRegistry, SENDER } from '../../services/ingestion/fixtures.js';
 
 const run = promisify(execFile);
+// In CI (.ci/run installs python3-cryptography) the independent verifier always runs.
+const hasPython = await run('python3', ['-c', 'import cryptography']).then(
+  () => true,
+  () => false,
+);
+if (!hasPython && process.env.CI === 'true') throw new Error('CI=true but python3 with cryptography is missing: the independent verifier must run in CI');
 const PY = path.resolve('scripts/verify-bundle.py');
 
 /** The independent verifier: its problem codes, and its exit code. */
@@ -103,7 +109,8 @@ t.test('evidence bundle: served to the sender, verified offline by both verifier
     const offline = loadConfig({ LOG_LEVEL: 'silent' });
     t.equal(await verify(offline, ['--bundle', path.join(dir, 'bundle.json'), '--jwks', path.join(dir, 'jwks.json')], (s) => (printed += s)), 0, 'no DATABASE_URL needed');
     t.match(JSON.parse(printed), { valid: true, messageId: id, keysChecked: /given JWKS/ });
-    t.match(await python(dir, bundle, jwks), { code: 0, valid: true, problems: [] });
+    if (hasPython) t.match(await python(dir, bundle, jwks), { code: 0, valid: true, problems: [] });
+    else t.comment('python3 with cryptography is not installed here: the independent verifier was skipped');
     await t.rejects(verify(offline, ['--bundle'], () => undefined), { message: /usage/ });
     await t.rejects(verify(offline, ['--bundle', path.join(dir, 'missing.json')], () => undefined), { message: /cannot read/ });
   });
@@ -113,7 +120,7 @@ t.test('evidence bundle: served to the sender, verified offline by both verifier
     const b = (await get(other)).json() as EvidenceBundle;
     t.equal(b.events.at(-1)!.leafIndex, null);
     t.match(await verifyBundle(b, { jwks }), { valid: true, pending: [5] });
-    t.match(await python(dir, b, jwks), { valid: true });
+    if (hasPython) t.match(await python(dir, b, jwks), { valid: true });
   });
 
   const forged = await generateKeyPair('ES256');
@@ -172,6 +179,7 @@ t.test('evidence bundle: served to the sender, verified offline by both verifier
       const ts = await verifyBundle(b, { jwks });
       t.equal(ts.valid, false, 'postbud verify fails');
       t.ok(ts.problems.some((p) => p.code === code), `postbud verify names ${code}: ${JSON.stringify(ts.problems)}`);
+      if (!hasPython) return;
       const py = await python(dir, b, jwks);
       t.equal(py.code, 1, 'the Python verifier exits 1');
       t.ok(py.problems.some((p) => p.code === code), `the Python verifier names ${code}: ${JSON.stringify(py.problems)}`);
