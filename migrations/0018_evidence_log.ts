@@ -4,8 +4,9 @@ import { sql, type Kysely } from 'kysely';
  * Evidence a third party can check (docs/evidence.md):
  *
  * - every event becomes a leaf of one Merkle log (RFC 9162 hashing): `leaf_index`, assigned by
- *   the storage service's sequencer in commit order, and the signed tree heads in
- *   `evidence_heads` (with the right edge of the tree, `frontier`, to extend it);
+ *   the storage service's sequencer in commit order, the signed tree heads in `evidence_heads`
+ *   (with the right edge of the tree, `frontier`, to extend it) and the hashes of its perfect
+ *   subtrees in `evidence_log_nodes`;
  * - evidence is append-only: triggers refuse UPDATE, DELETE and TRUNCATE of events, receipts,
  *   heads, tombstones and hub keys, whoever runs them (only a superuser can switch triggers off,
  *   with `session_replication_role = replica`). The exceptions are exact: the sequencer may set
@@ -27,6 +28,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       signed_at timestamptz not null,
       jws text not null,
       frontier bytea[] not null
+    )`.execute(db);
+
+  // Perfect subtree hashes from level 4 (16 leaves) up, written by the sequencer as subtrees
+  // complete: a proof then reads O(log n) of them and at most a few leaves.
+  await sql`
+    create table evidence_log_nodes (
+      level smallint not null,
+      idx bigint not null,
+      hash bytea not null,
+      primary key (level, idx)
     )`.execute(db);
 
   await sql`
@@ -104,10 +115,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`create trigger append_only before update or delete on message_events for each row execute function evidence_events_guard()`.execute(db);
   await sql`create trigger append_only before update or delete on receipts for each row execute function evidence_receipts_guard()`.execute(db);
   await sql`create trigger append_only before update or delete on hub_keys for each row execute function evidence_hub_keys_guard()`.execute(db);
-  for (const table of ['evidence_heads', 'evidence_tombstones', 'evidence_retired_leaves']) {
+  for (const table of ['evidence_heads', 'evidence_log_nodes', 'evidence_tombstones', 'evidence_retired_leaves']) {
     await sql`create trigger append_only before update or delete on ${sql.table(table)} for each row execute function evidence_refuse()`.execute(db);
   }
-  for (const table of ['message_events', 'receipts', 'hub_keys', 'evidence_heads', 'evidence_tombstones', 'evidence_retired_leaves']) {
+  for (const table of ['message_events', 'receipts', 'hub_keys', 'evidence_heads', 'evidence_log_nodes', 'evidence_tombstones', 'evidence_retired_leaves']) {
     await sql`create trigger append_only_truncate before truncate on ${sql.table(table)} for each statement execute function evidence_refuse()`.execute(db);
   }
 }
@@ -117,7 +128,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     await sql`drop trigger if exists append_only on ${sql.table(table)}`.execute(db);
     await sql`drop trigger if exists append_only_truncate on ${sql.table(table)}`.execute(db);
   }
-  for (const table of ['evidence_retired_leaves', 'evidence_tombstones', 'evidence_heads']) await sql`drop table if exists ${sql.table(table)}`.execute(db);
+  for (const table of ['evidence_retired_leaves', 'evidence_tombstones', 'evidence_log_nodes', 'evidence_heads']) await sql`drop table if exists ${sql.table(table)}`.execute(db);
   for (const fn of ['evidence_refuse', 'evidence_events_guard', 'evidence_receipts_guard', 'evidence_hub_keys_guard']) await sql`drop function if exists ${sql.raw(fn)}()`.execute(db);
   await sql`alter table hub_keys drop column if exists activates_at`.execute(db);
   await sql`drop index if exists message_events_unlogged`.execute(db);

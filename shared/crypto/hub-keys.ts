@@ -66,9 +66,11 @@ export class HubKeys {
     let row = await this.active(this.db, at);
     if (!row) {
       row = await this.db.transaction().execute(async (trx) => {
-        // One creator across processes; the others find its key.
+        // One creator across processes; the others find its key (activated before they got the
+        // lock, so the time is read again after it).
         await sql`select pg_advisory_xact_lock(hashtextextended('postbud.hub_keys', 0))`.execute(trx);
-        return (await this.active(trx, at)) ?? (await this.insertKey(trx, at));
+        const locked = new Date(this.now());
+        return (await this.active(trx, locked)) ?? (await this.insertKey(trx, locked));
       });
     }
     const key: SigningKey = {

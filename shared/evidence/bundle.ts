@@ -2,7 +2,7 @@ import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { HubKeys } from '../crypto/hub-keys.js';
-import { hexList, latestHead, loadTree, type SignedHead } from './log.js';
+import { hexList, latestHead, withTree, type SignedHead } from './log.js';
 
 /**
  * The evidence bundle of one letter (docs/evidence.md): everything needed to check, offline,
@@ -73,11 +73,17 @@ export async function buildBundle(db: Kysely<Database>, hub: HubKeys, messageId:
     db.selectFrom('receipts').select(['id', 'type', 'jws', 'event_seq']).where('message_id', '=', messageId).orderBy('event_seq').orderBy('id').execute(),
     latestHead(db),
   ]);
-  const covered = rows.filter((r) => head && r.leaf_index !== null && Number(r.leaf_index) < head.treeSize);
-  const tree = head && covered.length > 0 ? (await loadTree(db, head.treeSize)).tree : undefined;
+  const inHead = (leafIndex: string | null) => head !== undefined && leafIndex !== null && Number(leafIndex) < head.treeSize;
+  const covered = rows.filter((r) => inHead(r.leaf_index)).map((r) => Number(r.leaf_index));
+  // One read of the subtrees all the audit paths need. Missing ones (the log was damaged behind
+  // the triggers) leave the proofs out: the verifier then says which events are not in the log.
+  const proofs = new Map<number, string[]>();
+  if (head && covered.length > 0) {
+    const { result } = await withTree(db, head.treeSize, (tree) => covered.map((i) => tree.inclusionProof(i, head.treeSize)));
+    result?.forEach((p, k) => proofs.set(covered[k]!, hexList(p)));
+  }
   const events: BundleEvent[] = rows.map((r) => {
     const leafIndex = r.leaf_index === null ? null : Number(r.leaf_index);
-    const inLog = tree !== undefined && leafIndex !== null && leafIndex < head!.treeSize && leafIndex < tree.size;
     return {
       seq: r.seq,
       type: r.type,
@@ -86,7 +92,7 @@ export async function buildBundle(db: Kysely<Database>, hub: HubKeys, messageId:
       prevHash: r.prev_hash,
       hash: r.hash,
       leafIndex,
-      inclusionProof: inLog ? hexList(tree.inclusionProof(leafIndex, Math.min(head!.treeSize, tree.size))) : null,
+      inclusionProof: leafIndex !== null && inHead(r.leaf_index) ? (proofs.get(leafIndex) ?? []) : null,
     };
   });
   const sealed = rows.find((r) => r.type === 'SEALED')?.data as { manifestSha256?: string; documents?: { sha256: string; size: number }[] } | undefined;

@@ -26,6 +26,9 @@ export interface SignedHead extends TreeHead {
   jws: string;
 }
 
+/** Perfect subtrees of 2^NODE_MIN_LEVEL leaves and more are stored; smaller ones are hashed from leaves. */
+export const NODE_MIN_LEVEL = 4;
+
 export const eventLeaf = (eventHash: string): Buffer => leafHash(Buffer.from(eventHash, 'hex'));
 
 const toHead = (r: { tree_size: string | number; root_hash: string; signed_at: Date; jws: string }): SignedHead => ({
@@ -66,7 +69,11 @@ export async function sequenceEvents(db: Kysely<Database>, hub: HubKeys, opts: {
       returning e.leaf_index, e.hash`.execute(trx);
     if (rows.length === 0 && last) return { added: 0 };
     rows.sort((a, b) => Number(a.leaf_index) - Number(b.leaf_index));
-    const frontier = extendFrontier(last?.frontier ?? [], size, rows.map((r) => eventLeaf(r.hash)));
+    const nodes: { level: number; idx: number; hash: Buffer }[] = [];
+    const frontier = extendFrontier(last?.frontier ?? [], size, rows.map((r) => eventLeaf(r.hash)), (level, idx, hash) => {
+      if (level >= NODE_MIN_LEVEL) nodes.push({ level, idx, hash });
+    });
+    for (let i = 0; i < nodes.length; i += 5000) await trx.insertInto('evidence_log_nodes').values(nodes.slice(i, i + 5000)).execute();
     const signedAt = new Date();
     const head: TreeHead = { log: LOG_ID, treeSize: size + rows.length, rootHash: frontierRoot(frontier).toString('hex'), timestamp: signedAt.toISOString() };
     const jws = await signHead(hub, head);
@@ -109,11 +116,47 @@ export async function listHeads(db: Kysely<Database>, q: { after?: number; limit
   return rows.map(toHead);
 }
 
+/** Leaf hashes by index, from the events and the leaves of purged events. */
+async function leavesAt(db: Kysely<Database>, indexes: readonly number[]): Promise<Map<number, Buffer>> {
+  if (indexes.length === 0) return new Map();
+  const { rows } = await sql<{ leaf_index: string; hash: string }>`
+    select leaf_index, hash from message_events where leaf_index = any(${sql.val(indexes)}::bigint[])
+    union all
+    select leaf_index, hash from evidence_retired_leaves where leaf_index = any(${sql.val(indexes)}::bigint[])`.execute(db);
+  return new Map(rows.map((r) => [Number(r.leaf_index), eventLeaf(r.hash)]));
+}
+
 /**
- * The tree of the first `size` leaves, from the events (and the leaves of purged events) as the
- * database holds them now. It reads every leaf hash (32 bytes each): fine for millions of
- * events, the next step beyond is storing perfect subtrees (docs/evidence.md). `complete` is
- * false when leaves are missing: someone removed events behind the triggers' back.
+ * Runs `use` (proof making) on the tree of the first `size` leaves, reading only what it needs:
+ * the stored perfect subtrees it touches and, below level NODE_MIN_LEVEL, their leaves (O(log n)
+ * rows in two queries). `complete` is false when something it needs is missing (events removed
+ * behind the triggers' back); `use` is not run then.
+ */
+export async function withTree<R>(db: Kysely<Database>, size: number, use: (tree: MerkleTree) => R): Promise<{ complete: boolean; result?: R }> {
+  const needs = MerkleTree.needs(size, use);
+  const stored = needs.filter(([l]) => l >= NODE_MIN_LEVEL);
+  const low = needs.filter(([l]) => l < NODE_MIN_LEVEL);
+  const have = new Map<string, Buffer>();
+  if (stored.length > 0) {
+    const { rows } = await sql<{ level: number; idx: string; hash: Buffer }>`
+      select n.level, n.idx, n.hash from evidence_log_nodes n
+      join unnest(${sql.val(stored.map(([l]) => l))}::smallint[], ${sql.val(stored.map(([, i]) => i))}::bigint[]) as w(level, idx)
+        on n.level = w.level and n.idx = w.idx`.execute(db);
+    for (const r of rows) have.set(`${r.level}:${r.idx}`, r.hash);
+  }
+  const span = (l: number, i: number) => Array.from({ length: 2 ** l }, (_, k) => i * 2 ** l + k);
+  const leaves = await leavesAt(db, low.flatMap(([l, i]) => span(l, i)));
+  for (const [l, i] of low) {
+    const hashes = span(l, i).map((k) => leaves.get(k));
+    if (hashes.every((h) => h !== undefined)) have.set(`${l}:${i}`, MerkleTree.fromLeaves(hashes as Buffer[]).hash());
+  }
+  if (needs.some(([l, i]) => !have.has(`${l}:${i}`))) return { complete: false };
+  return { complete: true, result: use(new MerkleTree(size, (l, i) => have.get(`${l}:${i}`)!)) };
+}
+
+/**
+ * The whole tree of the first `size` leaves, from every leaf as the database holds it now (O(n):
+ * for audits and tests, not for serving proofs). `complete` is false when leaves are missing.
  */
 export async function loadTree(db: Kysely<Database>, size: number): Promise<{ tree: MerkleTree; complete: boolean }> {
   const { rows } = await sql<{ leaf_index: string; hash: string }>`
@@ -122,7 +165,21 @@ export async function loadTree(db: Kysely<Database>, size: number): Promise<{ tr
     select leaf_index, hash from evidence_retired_leaves where leaf_index < ${size}
     order by leaf_index`.execute(db);
   const complete = rows.length === size && rows.every((r, i) => Number(r.leaf_index) === i);
-  return { tree: new MerkleTree(rows.map((r) => eventLeaf(r.hash))), complete };
+  return { tree: MerkleTree.fromLeaves(rows.map((r) => eventLeaf(r.hash))), complete };
 }
 
 export const hexList = (proof: readonly Buffer[]): string[] => proof.map((b) => b.toString('hex'));
+
+/**
+ * Recomputes the latest signed head from every event the database holds (O(n)): whether the
+ * database still holds exactly what the hub signed. Proofs are served from stored subtrees, so
+ * this is what notices an event removed or edited behind the triggers' back inside them.
+ */
+export async function auditLog(db: Kysely<Database>): Promise<{ treeSize: number; ok: boolean; problem?: string }> {
+  const head = await latestHead(db);
+  if (!head) return { treeSize: 0, ok: true };
+  const { tree, complete } = await loadTree(db, head.treeSize);
+  if (!complete) return { treeSize: head.treeSize, ok: false, problem: `the log holds ${tree.size} of the ${head.treeSize} leaves of the latest head` };
+  if (tree.hash().toString('hex') !== head.rootHash) return { treeSize: head.treeSize, ok: false, problem: 'the events no longer hash to the root of the latest head' };
+  return { treeSize: head.treeSize, ok: true };
+}

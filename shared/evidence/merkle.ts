@@ -30,24 +30,42 @@ export function splitPoint(n: number): number {
 }
 
 /**
- * A tree over leaf hashes. Perfect, aligned subtrees are hashed once (levels), so the hash of
- * any range, and so every proof, costs O(log n) after an O(n) build.
+ * A tree of `size` leaves whose perfect, aligned subtrees come from `node(level, index)`
+ * (level 0: the leaf hashes; a node at level l covers leaves [index * 2^l, (index + 1) * 2^l)).
+ * The hash of any range, and so every proof, needs O(log n) of them.
  */
 export class MerkleTree {
-  private readonly levels: Buffer[][];
+  constructor(
+    readonly size: number,
+    private readonly node: (level: number, index: number) => Buffer,
+  ) {}
 
-  constructor(leafHashes: readonly Buffer[]) {
-    this.levels = [leafHashes.slice()];
-    for (let lvl = this.levels[0]!; lvl.length >= 2; ) {
+  /** A tree held in memory: every level hashed once from the leaves (O(n)). */
+  static fromLeaves(leafHashes: readonly Buffer[]): MerkleTree {
+    const levels: Buffer[][] = [leafHashes.slice()];
+    for (let lvl = levels[0]!; lvl.length >= 2; ) {
       const next: Buffer[] = [];
       for (let i = 0; i + 1 < lvl.length; i += 2) next.push(nodeHash(lvl[i]!, lvl[i + 1]!));
-      this.levels.push(next);
+      levels.push(next);
       lvl = next;
     }
+    return new MerkleTree(leafHashes.length, (level, index) => levels[level]![index]!);
   }
 
-  get size(): number {
-    return this.levels[0]!.length;
+  /**
+   * The perfect subtrees (level, index) that `use` reads from a tree of `size` leaves, found by
+   * running it once on placeholders: proofs have the same shape whatever the hashes are.
+   */
+  static needs(size: number, use: (tree: MerkleTree) => unknown): [level: number, index: number][] {
+    const seen = new Map<string, [number, number]>();
+    const zero = Buffer.alloc(32);
+    use(
+      new MerkleTree(size, (level, index) => {
+        seen.set(`${level}:${index}`, [level, index]);
+        return zero;
+      }),
+    );
+    return [...seen.values()];
   }
 
   /** MTH(D[start:end]). */
@@ -55,8 +73,7 @@ export class MerkleTree {
     const n = end - start;
     if (n === 0) return emptyRoot();
     if (isPowerOfTwo(n) && start % n === 0) {
-      const level = Math.round(Math.log2(n));
-      return this.levels[level]![start / n]!;
+      return this.node(Math.round(Math.log2(n)), start / n);
     }
     const k = splitPoint(n);
     return nodeHash(this.hash(start, start + k), this.hash(start + k, end));
@@ -111,13 +128,19 @@ export class MerkleTree {
  * The right edge of a tree: the roots of its perfect subtrees, largest (leftmost) first, one per
  * set bit of its size. Enough to append leaves and compute the new root without the old leaves.
  */
-export function extendFrontier(frontier: readonly Buffer[], size: number, leaves: readonly Buffer[]): Buffer[] {
+export function extendFrontier(frontier: readonly Buffer[], size: number, leaves: readonly Buffer[], onNode?: (level: number, index: number, hash: Buffer) => void): Buffer[] {
   const stack = frontier.slice();
   let n = size;
   for (const leaf of leaves) {
     let h = leaf;
-    // Merge with equal-sized subtrees: one per trailing set bit of n.
-    for (let bits = n; bits % 2 === 1; bits = Math.floor(bits / 2)) h = nodeHash(stack.pop()!, h);
+    // Merge with equal-sized subtrees: one per trailing set bit of n. Each merge completes a
+    // perfect subtree, one level up.
+    let level = 0;
+    for (let bits = n; bits % 2 === 1; bits = Math.floor(bits / 2)) {
+      h = nodeHash(stack.pop()!, h);
+      level++;
+      onNode?.(level, Math.floor(n / 2 ** level), h);
+    }
     stack.push(h);
     n++;
   }

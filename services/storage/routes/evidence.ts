@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { ProblemSchema } from '../../../shared/app/schemas.js';
 import { keysFor } from '../../../shared/evidence/bundle.js';
-import { headOfSize, hexList, latestHead, listHeads, loadTree } from '../../../shared/evidence/log.js';
+import { headOfSize, hexList, latestHead, listHeads, withTree } from '../../../shared/evidence/log.js';
 import { ConsistencySchema, HeadList, SignedHeadSchema } from '../../../shared/evidence/schemas.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { storageContext } from '../../../shared/storage/context.js';
@@ -69,12 +69,12 @@ const evidence: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }
       if (q.first > q.second) throw new Problem(storageProblems.INVALID_HEAD_RANGE, '`first` must not be larger than `second`');
       const [first, second] = await Promise.all([headOfSize(db(), q.first), headOfSize(db(), q.second)]);
       if (!first || !second) throw new Problem(storageProblems.HEAD_NOT_FOUND, `No published head of size ${!first ? q.first : q.second}`);
-      const { tree, complete } = await loadTree(db(), q.second);
+      const { complete, result } = await withTree(db(), q.second, (tree) => tree.consistencyProof(q.first, q.second));
       if (!complete) {
-        request.log.error({ treeSize: q.second, leaves: tree.size }, 'evidence log is missing leaves');
-        throw new Problem(storageProblems.LOG_INCOMPLETE, `The log holds ${tree.size} of the ${q.second} leaves of this head: events were removed`);
+        request.log.error({ first: q.first, second: q.second }, 'evidence log is missing leaves or subtrees');
+        throw new Problem(storageProblems.LOG_INCOMPLETE, `The log no longer holds everything the head of size ${q.second} covered: events were removed`);
       }
-      return { first, second, proof: hexList(tree.consistencyProof(q.first, q.second)), keys: await keysFor(storageContext(deps).hub, [first.jws, second.jws]) };
+      return { first, second, proof: hexList(result!), keys: await keysFor(storageContext(deps).hub, [first.jws, second.jws]) };
     },
   );
 };

@@ -25,3 +25,10 @@ export interface EvidenceRetiredLeavesTable {
   seq: number;
   hash: string;
 }
+
+/** Hashes of the log's perfect subtrees, level >= 4 (a node at level l covers 2^l leaves). */
+export interface EvidenceLogNodesTable {
+  level: number;
+  idx: ColumnType<string, number, never>;
+  hash: Buffer;
+}

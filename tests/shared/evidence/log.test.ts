@@ -8,7 +8,7 @@ import { service } from '../../../services/storage/app.js';
 import { verify } from '../../../scripts/commands/verify.js';
 import { loadConfig } from '../../../shared/config/config.js';
 import { appendEvents } from '../../../shared/evidence/events.js';
-import { HEAD_TYP, LOG_ID, loadTree, sequenceAll, sequenceEvents, type SignedHead } from '../../../shared/evidence/log.js';
+import { auditLog, HEAD_TYP, LOG_ID, loadTree, sequenceAll, sequenceEvents, withTree, type SignedHead } from '../../../shared/evidence/log.js';
 import { verifyConsistencyDocument, type ConsistencyDocument } from '../../../shared/evidence/verify-bundle.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { testService } from '../../helpers/service.js';
@@ -55,6 +55,15 @@ t.test('the Merkle log over all events: heads, history, consistency', async (t) 
   const { tree, complete } = await loadTree(db, h2.treeSize);
   t.ok(complete);
   t.equal(tree.hash().toString('hex'), h2.rootHash, "the head's root is the RFC 9162 hash of every event in the log, as the database holds them");
+  t.same(await auditLog(db), { treeSize: 3009, ok: true });
+  // Proofs are served from the stored subtrees (level 4 and up) and a few leaves: the same proofs.
+  const nodes = await db.selectFrom('evidence_log_nodes').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  t.ok(Number(nodes.n) > 3009 / 16, `perfect subtrees stored (${nodes.n})`);
+  const served = await withTree(db, 3009, (x) => [x.hash().toString('hex'), x.inclusionProof(1234, 3009), x.consistencyProof(9, 3009)] as const);
+  t.ok(served.complete);
+  t.equal(served.result![0], h2.rootHash);
+  t.same(served.result![1], tree.inclusionProof(1234, 3009));
+  t.same(served.result![2], tree.consistencyProof(9, 3009));
 
   await t.test('heads are kept and listed in pages', async (t) => {
     const page = (await get('/v1/evidence/heads?limit=2')).json() as { heads: SignedHead[]; nextAfter: number };
@@ -101,6 +110,7 @@ t.test('the Merkle log over all events: heads, history, consistency', async (t) 
     const res = await fetchConsistency(h1.treeSize, h2.treeSize);
     t.equal(res.statusCode, 409, 'the hub cannot prove the heads consistent any more');
     t.equal(res.json().type, 'https://postbud.dev/problems/storage/log-incomplete');
+    t.match(await auditLog(db), { ok: false, problem: /holds 3008 of the 3009 leaves/ }, 'the audit over every event notices too');
     // The best a hub hiding the deletion could do: sign a head over the events that remain.
     const { tree } = await loadTree(db, h2.treeSize);
     const timestamp = new Date().toISOString();

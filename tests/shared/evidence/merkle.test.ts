@@ -23,7 +23,7 @@ const SUBPROOF = (m: number, d: Buffer[], b: boolean): Buffer[] => {
 };
 
 const entries = Array.from({ length: 70 }, (_, i) => Buffer.from(`entry ${i}`));
-const tree = new MerkleTree(entries.map(leafHash));
+const tree = MerkleTree.fromLeaves(entries.map(leafHash));
 const hex = (b: Buffer[]) => b.map((x) => x.toString('hex'));
 
 t.test('the tree hash, audit paths and consistency proofs are the RFC 9162 ones', async (t) => {
@@ -69,9 +69,9 @@ t.test('the RFC 6962 reference vectors', async (t) => {
     'ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c',
     '5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328',
   ];
-  const ref = new MerkleTree(leaves.map(leafHash));
+  const ref = MerkleTree.fromLeaves(leaves.map(leafHash));
   t.same(roots.map((_, i) => ref.hash(0, i + 1).toString('hex')), roots);
-  t.equal(new MerkleTree([]).hash().toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'the empty tree is SHA-256 of nothing');
+  t.equal(MerkleTree.fromLeaves([]).hash().toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'the empty tree is SHA-256 of nothing');
 });
 
 t.test('proofs that do not hold are refused', async (t) => {
@@ -89,7 +89,32 @@ t.test('proofs that do not hold are refused', async (t) => {
   t.notOk(verifyConsistency(20, n, tree.hash(0, 20), root, []), 'an empty proof');
   t.notOk(verifyConsistency(n, 20, root, tree.hash(0, 20), c), 'sizes the wrong way round');
   // A log that dropped leaf 3 and appended the rest: the old head cannot be extended to it.
-  const dropped = new MerkleTree([...entries.slice(0, 3), ...entries.slice(4, n + 1)].map(leafHash));
+  const dropped = MerkleTree.fromLeaves([...entries.slice(0, 3), ...entries.slice(4, n + 1)].map(leafHash));
   t.notOk(verifyConsistency(20, n, tree.hash(0, 20), dropped.hash(0, n), dropped.consistencyProof(20, n)), 'a log with a leaf removed');
   t.ok(nodeHash(leafHash(entries[0]!), leafHash(entries[1]!)).equals(tree.hash(0, 2)));
+});
+
+t.test('the perfect subtrees the frontier completes are the ones proofs need, and suffice', async (t) => {
+  const n = 67;
+  const nodes = new Map<string, Buffer>();
+  let frontier: Buffer[] = [];
+  let size = 0;
+  for (const step of [3, 1, 12, 29, 22]) {
+    frontier = extendFrontier(frontier, size, entries.slice(size, size + step).map(leafHash), (level, index, hash) => nodes.set(`${level}:${index}`, hash));
+    size += step;
+  }
+  t.equal(size, n);
+  for (const [key, hash] of nodes) {
+    const [level, index] = key.split(':').map(Number) as [number, number];
+    if (!hash.equals(tree.hash(index * 2 ** level, (index + 1) * 2 ** level))) t.fail(`node ${key}`);
+  }
+  t.equal(nodes.size, 32 + 16 + 8 + 4 + 2 + 1 + 1, 'every perfect subtree of 67 leaves above the leaves, once');
+  // Leaves for the low levels, stored nodes above: the same proofs as the tree in memory.
+  const stored = new MerkleTree(n, (level, index) => (level === 0 ? leafHash(entries[index]!) : nodes.get(`${level}:${index}`)!));
+  t.equal(stored.hash().toString('hex'), tree.hash(0, n).toString('hex'));
+  t.same(hex(stored.inclusionProof(41, n)), hex(tree.inclusionProof(41, n)));
+  t.same(hex(stored.consistencyProof(13, n)), hex(tree.consistencyProof(13, n)));
+  const needed = MerkleTree.needs(n, (x) => x.inclusionProof(41, n));
+  t.ok(needed.length <= 2 * Math.ceil(Math.log2(n)), `an audit path reads O(log n) subtrees (${needed.length})`);
+  t.ok(needed.every(([level, index]) => (index + 1) * 2 ** level <= n), 'all inside the tree');
 });
