@@ -22,6 +22,7 @@ const HELP = `postbud <command>
                              check an evidence bundle offline: no database, no network (docs/evidence.md)
   verify --consistency <file> [--head <file>] [--jwks <file>]
                              check a consistency proof between two signed tree heads, offline
+  verify --log               recompute the latest tree head from every event in the database (DATABASE_URL)
   rotate-hub-key [--now]     new hub signing key, published before it signs; old public keys stay in the JWKS (DATABASE_URL)
   demo                       one letter through the running system (after npm start): send, pull, decrypt, ack, open, receipts, timeline
 `;

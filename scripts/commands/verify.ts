@@ -3,9 +3,10 @@ import type { Config } from '../../shared/config/config.js';
 import { connectDb } from '../../shared/db/connect.js';
 import { verifyReceiptInDb, type ReceiptVerification } from '../../shared/evidence/verify.js';
 import { verifyBundle, verifyConsistencyDocument } from '../../shared/evidence/verify-bundle.js';
+import { auditLog } from '../../shared/evidence/log.js';
 import { UsageError } from './token.js';
 
-const USAGE = 'usage: postbud verify <receipt JWS | file | -> | --bundle <file> [--jwks <file>] | --consistency <file> [--head <file>] [--jwks <file>]';
+const USAGE = 'usage: postbud verify <receipt JWS | file | -> | --bundle <file> [--jwks <file>] | --consistency <file> [--head <file>] [--jwks <file>] | --log';
 
 function readJson(file: string, what: string): unknown {
   let text: string;
@@ -18,6 +19,22 @@ function readJson(file: string, what: string): unknown {
     return JSON.parse(text) as unknown;
   } catch {
     throw new UsageError(`postbud verify: the ${what} ${file} is not JSON`);
+  }
+}
+
+/**
+ * `postbud verify --log` (DATABASE_URL): recomputes the latest signed tree head from every event
+ * in the database, which notices events removed or edited behind the append-only triggers.
+ */
+async function verifyLog(config: Config, out: (s: string) => void): Promise<number> {
+  if (!config.DATABASE_URL) throw new UsageError('postbud verify --log: set DATABASE_URL to the hub database');
+  const db = connectDb(config.DATABASE_URL, { poolSize: 1, applicationName: 'postbud-verify' });
+  try {
+    const r = await auditLog(db.kysely);
+    out(`${JSON.stringify(r, null, 2)}\n`);
+    return r.ok ? 0 : 1;
+  } finally {
+    await db.close();
   }
 }
 
@@ -50,6 +67,7 @@ async function verifyOffline(argv: string[], out: (s: string) => void): Promise<
  * result as JSON; the exit code is 0 only when both the signature and the chain hold.
  */
 export async function verify(config: Config, argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  if (argv[0] === '--log' && argv.length === 1) return verifyLog(config, out);
   if (argv[0]?.startsWith('--')) return verifyOffline(argv, out);
   const [arg] = argv;
   if (!arg || argv.length > 1) throw new UsageError(USAGE);

@@ -111,6 +111,9 @@ t.test('the Merkle log over all events: heads, history, consistency', async (t) 
     t.equal(res.statusCode, 409, 'the hub cannot prove the heads consistent any more');
     t.equal(res.json().type, 'https://postbud.dev/problems/storage/log-incomplete');
     t.match(await auditLog(db), { ok: false, problem: /holds 3008 of the 3009 leaves/ }, 'the audit over every event notices too');
+    let printed = '';
+    t.equal(await verify(loadConfig({ LOG_LEVEL: 'silent', DATABASE_URL: svc.config.DATABASE_URL }), ['--log'], (s) => (printed += s)), 1, '`postbud verify --log` fails');
+    t.match(JSON.parse(printed), { ok: false, treeSize: 3009 });
     // The best a hub hiding the deletion could do: sign a head over the events that remain.
     const { tree } = await loadTree(db, h2.treeSize);
     const timestamp = new Date().toISOString();
