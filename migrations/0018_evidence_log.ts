@@ -67,39 +67,27 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         using errcode = '42501', hint = 'see docs/evidence.md (retention leaves a signed tombstone)';
     end $$`.execute(db);
 
-  await sql`
-    create function evidence_events_guard() returns trigger language plpgsql as $$
-    begin
-      if tg_op = 'UPDATE' then
-        if old.leaf_index is null and new.leaf_index is not null
-           and (new.message_id, new.seq, new.type, new.at, new.data, new.prev_hash, new.hash)
-               is not distinct from (old.message_id, old.seq, old.type, old.at, old.data, old.prev_hash, old.hash) then
-          return new;
+  // Events and receipts: one column may be set once (from null), every other kept; and the
+  // retention process may delete the rows of a letter that has a tombstone.
+  const guard = async (fn: string, table: string, once: string, kept: string[]) => {
+    const same = `(${kept.map((c) => `new.${c}`).join(', ')}) is not distinct from (${kept.map((c) => `old.${c}`).join(', ')})`;
+    await sql`
+      create function ${sql.raw(fn)}() returns trigger language plpgsql as $$
+      begin
+        if tg_op = 'UPDATE' then
+          if old.${sql.raw(once)} is null and ${sql.raw(same)} then
+            return new;
+          end if;
+        elsif current_setting('postbud.evidence_retention', true) = 'on'
+              and exists (select 1 from evidence_tombstones t where t.message_id = old.message_id) then
+          return old;
         end if;
-      elsif current_setting('postbud.evidence_retention', true) = 'on'
-            and exists (select 1 from evidence_tombstones t where t.message_id = old.message_id) then
-        return old;
-      end if;
-      raise exception 'evidence is append-only: % on message_events refused', tg_op
-        using errcode = '42501', hint = 'see docs/evidence.md (retention leaves a signed tombstone)';
-    end $$`.execute(db);
-
-  await sql`
-    create function evidence_receipts_guard() returns trigger language plpgsql as $$
-    begin
-      if tg_op = 'UPDATE' then
-        if old.acked_at is null
-           and (new.id, new.message_id, new.sender_orgnr, new.type, new.event_seq, new.jws, new.created_at)
-               is not distinct from (old.id, old.message_id, old.sender_orgnr, old.type, old.event_seq, old.jws, old.created_at) then
-          return new;
-        end if;
-      elsif current_setting('postbud.evidence_retention', true) = 'on'
-            and exists (select 1 from evidence_tombstones t where t.message_id = old.message_id) then
-        return old;
-      end if;
-      raise exception 'evidence is append-only: % on receipts refused', tg_op
-        using errcode = '42501', hint = 'see docs/evidence.md (retention leaves a signed tombstone)';
-    end $$`.execute(db);
+        raise exception 'evidence is append-only: % on ${sql.raw(table)} refused', tg_op
+          using errcode = '42501', hint = 'see docs/evidence.md (retention leaves a signed tombstone)';
+      end $$`.execute(db);
+  };
+  await guard('evidence_events_guard', 'message_events', 'leaf_index', ['message_id', 'seq', 'type', 'at', 'data', 'prev_hash', 'hash']);
+  await guard('evidence_receipts_guard', 'receipts', 'acked_at', ['id', 'message_id', 'sender_orgnr', 'type', 'event_seq', 'jws', 'created_at']);
 
   await sql`
     create function evidence_hub_keys_guard() returns trigger language plpgsql as $$
