@@ -5,6 +5,7 @@ Python 3 standard library plus `cryptography` (Debian: apt-get install python3-c
 No database, no network, no code shared with the hub.
 
     verify-bundle.py BUNDLE.json [--jwks JWKS.json]
+    verify-bundle.py --consistency PROOF.json [--head HELD-HEAD.json] [--jwks JWKS.json]
 
 Prints {"valid": ..., "problems": [{"code", "where", "message"}, ...]} and exits 0 only when
 every check holds. The problem codes are those of `postbud verify --bundle`.
@@ -93,6 +94,84 @@ def verify_inclusion(leaf, index, size, proof, root):
     return sn == 0 and r == root
 
 
+def verify_consistency(first, second, first_root, second_root, proof):
+    """RFC 9162 section 2.1.4.2."""
+    if not (0 <= first <= second):
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    if not proof:
+        return False
+    path = [first_root] + proof if first & (first - 1) == 0 else list(proof)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = sha256(b"\x01", c, fr)
+            sr = sha256(b"\x01", c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = sha256(b"\x01", sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == first_root and sr == second_root and sn == 0
+
+
+def check_head(h, keys, where, problem):
+    """A signed tree head -> its payload, or None (with the problem reported)."""
+    p, err = verify_jws(h.get("jws", "") if isinstance(h, dict) else "", keys, "postbud-tree-head+jws")
+    if err:
+        problem("head-signature", where, err)
+        return None
+    if p.get("log") != LOG_ID or not isinstance(p.get("treeSize"), int) or not is_hex64(p.get("rootHash")):
+        problem("head-signature", where, "the signed head is not a tree head of this log")
+        return None
+    if (h.get("treeSize"), h.get("rootHash"), h.get("timestamp")) != (p["treeSize"], p["rootHash"], p["timestamp"]):
+        problem("head-signature", where, "the head fields differ from what its signature covers")
+    return p
+
+
+def check_keys(keys, jwks, problem):
+    if jwks is None:
+        return
+    for k in keys:
+        p = next((x for x in jwks["keys"] if x.get("kid") == k.get("kid")), None)
+        if p is None or any(p.get(f) != k.get(f) for f in ("kty", "crv", "x", "y")):
+            problem("key-unpublished", "key %s" % k.get("kid"), "key %s is not in the published JWKS" % k.get("kid"))
+
+
+def verify_consistency_document(doc, jwks=None, held=None):
+    problems = []
+
+    def problem(code, where, message):
+        problems.append({"code": code, "where": where, "message": message})
+
+    keys = doc["keys"]["keys"]
+    check_keys(keys, jwks, problem)
+    first = check_head(doc["first"], keys, "first", problem)
+    second = check_head(doc["second"], keys, "second", problem)
+    if held is not None:
+        h = check_head(held, jwks["keys"] if jwks else keys, "held head", problem)
+        if h and (h["treeSize"], h["rootHash"]) != ((first or {}).get("treeSize"), (first or {}).get("rootHash")):
+            problem("head-mismatch", "first", "the first head is not the one you hold (size %s)" % h["treeSize"])
+    if first and second:
+        proof = doc["proof"]
+        ok = all(is_hex64(x) for x in proof)
+        if not ok or not verify_consistency(first["treeSize"], second["treeSize"], bytes.fromhex(first["rootHash"]), bytes.fromhex(second["rootHash"]), [bytes.fromhex(x) for x in proof]):
+            problem("consistency", "heads %s -> %s" % (first["treeSize"], second["treeSize"]), "the head of size %s does not extend the head of size %s: events were removed or rewritten" % (second["treeSize"], first["treeSize"]))
+    return problems
+
+
 def is_hex64(s):
     return isinstance(s, str) and len(s) == 64 and all(c in "0123456789abcdef" for c in s)
 
@@ -109,11 +188,7 @@ def verify(bundle, jwks=None):
     mid, sender, events, receipts = bundle["messageId"], bundle["sender"], bundle["events"], bundle["receipts"]
     keys = bundle["keys"]["keys"]
 
-    if jwks is not None:
-        for k in keys:
-            p = next((x for x in jwks["keys"] if x.get("kid") == k.get("kid")), None)
-            if p is None or any(p.get(f) != k.get(f) for f in ("kty", "crv", "x", "y")):
-                problem("key-unpublished", "key %s" % k.get("kid"), "key %s is not in the published JWKS" % k.get("kid"))
+    check_keys(keys, jwks, problem)
 
     prev = None
     for i, e in enumerate(events):
@@ -153,18 +228,7 @@ def verify(bundle, jwks=None):
         elif (e["hash"], e["type"], e["prevHash"], e["at"], canonical(e["data"])) != (ev.get("hash"), ev.get("type"), ev.get("prevHash"), p.get("at"), canonical(p.get("data"))):
             problem("receipt-event", where, "event %s differs from the one the receipt signed" % e["seq"])
 
-    head = None
-    if bundle.get("head") is not None:
-        h = bundle["head"]
-        p, err = verify_jws(h.get("jws", ""), keys, "postbud-tree-head+jws")
-        if err:
-            problem("head-signature", "head", err)
-        elif p.get("log") != LOG_ID or not isinstance(p.get("treeSize"), int) or not is_hex64(p.get("rootHash")):
-            problem("head-signature", "head", "the signed head is not a tree head of this log")
-        else:
-            head = p
-            if (h.get("treeSize"), h.get("rootHash"), h.get("timestamp")) != (p["treeSize"], p["rootHash"], p["timestamp"]):
-                problem("head-signature", "head", "the head fields differ from what its signature covers")
+    head = check_head(bundle["head"], keys, "head", problem) if bundle.get("head") is not None else None
     if head is not None:
         for e in events:
             li = e.get("leafIndex")
@@ -202,21 +266,40 @@ def verify(bundle, jwks=None):
     return problems
 
 
+USAGE = "usage: verify-bundle.py BUNDLE.json [--jwks JWKS.json] | --consistency PROOF.json [--head HEAD.json] [--jwks JWKS.json]\n"
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def main(argv):
-    if len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] != "--jwks"):
-        sys.stderr.write("usage: verify-bundle.py BUNDLE.json [--jwks JWKS.json]\n")
+    opts, rest = {}, list(argv)
+    if rest and not rest[0].startswith("--"):
+        opts["--bundle"] = rest.pop(0)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("--jwks", "--consistency", "--head") or not rest or flag in opts:
+            sys.stderr.write(USAGE)
+            return 64
+        opts[flag] = rest.pop(0)
+    if ("--bundle" in opts) == ("--consistency" in opts) or ("--head" in opts and "--bundle" in opts):
+        sys.stderr.write(USAGE)
         return 64
-    with open(argv[0], encoding="utf-8") as f:
-        bundle = json.load(f)
-    jwks = None
-    if len(argv) == 3:
-        with open(argv[2], encoding="utf-8") as f:
-            jwks = json.load(f)
+    jwks = load(opts["--jwks"]) if "--jwks" in opts else None
+    doc = load(opts.get("--bundle") or opts["--consistency"])
     try:
-        problems = verify(bundle, jwks)
+        if "--bundle" in opts:
+            problems = verify(doc, jwks)
+        else:
+            problems = verify_consistency_document(doc, jwks, load(opts["--head"]) if "--head" in opts else None)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        problems = [{"code": "format", "where": "bundle", "message": "malformed bundle: %r" % (err,)}]
-    print(json.dumps({"valid": not problems, "messageId": bundle.get("messageId") if isinstance(bundle, dict) else None, "problems": problems}, indent=2))
+        problems = [{"code": "format", "where": "document", "message": "malformed document: %r" % (err,)}]
+    out = {"valid": not problems, "problems": problems}
+    if "--bundle" in opts:
+        out["messageId"] = doc.get("messageId") if isinstance(doc, dict) else None
+    print(json.dumps(out, indent=2))
     return 0 if not problems else 1
 
 

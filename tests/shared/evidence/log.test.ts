@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import t from 'tap';
 import { service } from '../../../services/storage/app.js';
@@ -15,6 +17,22 @@ import { testService } from '../../helpers/service.js';
 import { waitFor } from '../../helpers/wait.js';
 
 const SENDER = '974760673';
+const run = promisify(execFile);
+const hasPython = await run('python3', ['-c', 'import cryptography']).then(
+  () => true,
+  () => false,
+);
+
+/** The independent verifier on a consistency document: its exit code and problem codes. */
+async function python(args: string[]): Promise<{ code: number; valid: boolean; problems: { code: string }[] }> {
+  try {
+    const { stdout } = await run('python3', ['scripts/verify-bundle.py', ...args]);
+    return { code: 0, ...(JSON.parse(stdout) as { valid: boolean; problems: { code: string }[] }) };
+  } catch (err) {
+    const e = err as { code: number; stdout: string };
+    return { code: e.code, ...(JSON.parse(e.stdout) as { valid: boolean; problems: { code: string }[] }) };
+  }
+}
 
 t.test('the Merkle log over all events: heads, history, consistency', async (t) => {
   const svc = await testService(t, service);
@@ -92,6 +110,9 @@ t.test('the Merkle log over all events: heads, history, consistency', async (t) 
     const offline = loadConfig({ LOG_LEVEL: 'silent' });
     t.equal(await verify(offline, ['--consistency', path.join(dir, 'c.json'), '--head', path.join(dir, 'h1.json'), '--jwks', path.join(dir, 'jwks.json')], (s) => (printed += s)), 0);
     t.match(JSON.parse(printed), { valid: true });
+    if (hasPython || process.env.CI === 'true') {
+      t.match(await python(['--consistency', path.join(dir, 'c.json'), '--head', path.join(dir, 'h1.json'), '--jwks', path.join(dir, 'jwks.json')]), { code: 0, valid: true }, 'the Python verifier agrees');
+    }
     const bogus = { ...doc, proof: doc.proof.slice(1) };
     t.match(await verifyConsistencyDocument(bogus, { jwks }), { valid: false, problems: [{ code: 'consistency' }] }, 'a wrong proof fails');
     const notHeld = await verifyConsistencyDocument((await fetchConsistency(1009, h2.treeSize)).json(), { jwks, held: h1 });
@@ -123,6 +144,10 @@ t.test('the Merkle log over all events: heads, history, consistency', async (t) 
     const r = await verifyConsistencyDocument(doc, { jwks, held: h1 });
     t.equal(r.valid, false);
     t.match(r.problems, [{ code: 'consistency', message: /removed or rewritten/ }], 'a verifier holding the old head detects it');
+    if (hasPython || process.env.CI === 'true') {
+      writeFileSync(path.join(dir, 'forged.json'), JSON.stringify(doc));
+      t.match(await python(['--consistency', path.join(dir, 'forged.json'), '--head', path.join(dir, 'h1.json'), '--jwks', path.join(dir, 'jwks.json')]), { code: 1, problems: [{ code: 'consistency' }] }, 'and so does the Python verifier');
+    }
   });
 });
 
