@@ -104,6 +104,16 @@ async function checkHead(head: unknown, keys: Keys, problems: BundleProblem[], w
 }
 
 export async function verifyBundle(input: unknown, opts: { jwks?: Keys } = {}): Promise<BundleVerification> {
+  try {
+    return await checkBundle(input, opts);
+  } catch (err) {
+    // A document too broken to walk (an event that is not an object, say).
+    const message = `malformed bundle: ${err instanceof Error ? err.message : String(err)}`;
+    return { valid: false, events: 0, receipts: 0, treeSize: null, pending: [], problems: [{ code: 'format', where: 'bundle', message }] };
+  }
+}
+
+async function checkBundle(input: unknown, opts: { jwks?: Keys }): Promise<BundleVerification> {
   const problems: BundleProblem[] = [];
   const b = input as Partial<EvidenceBundle>;
   const out = (): BundleVerification => ({
@@ -224,6 +234,14 @@ export interface ConsistencyDocument {
  * was removed or rewritten. `held` is a head the verifier kept from before; it must be `first`.
  */
 export async function verifyConsistencyDocument(input: unknown, opts: { jwks?: Keys; held?: unknown } = {}): Promise<{ valid: boolean; first?: number; second?: number; problems: BundleProblem[] }> {
+  try {
+    return await checkConsistency(input, opts);
+  } catch (err) {
+    return { valid: false, problems: [{ code: 'format', where: 'document', message: `malformed document: ${err instanceof Error ? err.message : String(err)}` }] };
+  }
+}
+
+async function checkConsistency(input: unknown, opts: { jwks?: Keys; held?: unknown }): Promise<{ valid: boolean; first?: number; second?: number; problems: BundleProblem[] }> {
   const problems: BundleProblem[] = [];
   const c = input as Partial<ConsistencyDocument>;
   if (!c || typeof c !== 'object' || !Array.isArray(c.keys?.keys) || !Array.isArray(c.proof)) {

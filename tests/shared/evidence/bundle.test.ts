@@ -112,6 +112,9 @@ t.test('evidence bundle: served to the sender, verified offline by both verifier
     if (hasPython) t.match(await python(dir, bundle, jwks), { code: 0, valid: true, problems: [] });
     else t.comment('python3 with cryptography is not installed here: the independent verifier was skipped');
     await t.rejects(verify(offline, ['--bundle'], () => undefined), { message: /usage/ });
+    t.match(await verifyBundle({ ...bundle, events: [null] }), { valid: false, problems: [{ code: 'format' }] }, 'a broken document is a format problem, not a crash');
+    t.match(await verifyBundle('nonsense'), { valid: false, problems: [{ code: 'format' }] });
+    if (hasPython) t.match(await python(dir, { ...bundle, events: [null] }), { code: 1, problems: [{ code: 'format' }] });
     await t.rejects(verify(offline, ['--bundle', path.join(dir, 'missing.json')], () => undefined), { message: /cannot read/ });
   });
 
