@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../shared/runtime/project-root.js';
 
-const ALL = ['baseline', 'lookup', 'storage', 'intake', 'alerts'];
+const ALL = ['baseline', 'lookup', 'storage', 'intake', 'evidence-log', 'alerts'];
 const names = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 const root = projectRoot();
 let failed = 0;

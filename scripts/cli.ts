@@ -18,7 +18,12 @@ const HELP = `postbud <command>
   openapi                    write each service's OpenAPI document to openapi/
   seed [--persons <n>] [--senders <file>]   load senders, providers (dev certificates) and synthetic persons; idempotent
   verify <receipt|file|->    check a receipt's signature and its message's event chain (DATABASE_URL)
-  rotate-hub-key             new hub signing key; old public keys stay in the JWKS (DATABASE_URL)
+  verify --bundle <file> [--jwks <file>] [--head <file>]
+                             check an evidence bundle offline: no database, no network (docs/evidence.md)
+  verify --consistency <file> [--head <file>] [--jwks <file>]
+                             check a consistency proof between two signed tree heads, offline
+  verify --log               recompute the latest tree head from every event in the database (DATABASE_URL)
+  rotate-hub-key [--now]     new hub signing key, published before it signs; old public keys stay in the JWKS (DATABASE_URL)
   demo                       one letter through the running system (after npm start): send, pull, decrypt, ack, open, receipts, timeline
 `;
 
@@ -28,8 +33,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   token: (argv) => token(loadConfig(), argv),
   seed: (argv) => seed(loadConfig(), argv),
   demo: () => demo(loadConfig()),
-  'rotate-hub-key': async () => {
-    await rotateHubKey(loadConfig());
+  'rotate-hub-key': async (argv) => {
+    await rotateHubKey(loadConfig(), undefined, argv);
   },
   verify: async (argv) => {
     process.exitCode = await verify(loadConfig(), argv);

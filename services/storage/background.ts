@@ -2,13 +2,16 @@ import type { ServiceDeps } from '../../shared/app/deps.js';
 import type { Background } from '../../shared/runtime/service-module.js';
 import { storageContext } from '../../shared/storage/context.js';
 import { readdress, type MailboxChanged } from './deliveries.js';
-import { purgeExpired } from './retention.js';
+import { sequenceAll } from '../../shared/evidence/log.js';
+import { purgeEvidence, purgeExpired } from './retention.js';
 
 export const STORAGE_QUEUE = 'storage';
 
 /**
  * The storage service's work beside HTTP: re-addressing pending deliveries when the registry
- * reports a mailbox change (queue `storage`, job `mailbox-changed`), and the retention sweep.
+ * reports a mailbox change (queue `storage`, job `mailbox-changed`), the retention sweep, and
+ * the evidence log's sequencer (every EVIDENCE_HEAD_SECONDS: new events become leaves, and a new
+ * tree head is signed; docs/evidence.md).
  */
 export async function startStorageBackground(deps: ServiceDeps): Promise<Background> {
   const ctx = storageContext(deps);
@@ -23,8 +26,12 @@ export async function startStorageBackground(deps: ServiceDeps): Promise<Backgro
   let running: Promise<unknown> = Promise.resolve();
   const sweep = () => {
     running = purgeExpired(ctx, { graceHours: deps.config.PACKAGE_RETENTION_HOURS })
-      .then((r) => {
+      .then(async (r) => {
         if (r.purged || r.abandoned) log?.info(r, 'retention sweep');
+        if (deps.config.EVIDENCE_RETENTION_DAYS > 0) {
+          const e = await purgeEvidence(ctx, { days: deps.config.EVIDENCE_RETENTION_DAYS });
+          if (e.tombstones) log?.info(e, 'evidence retention: events replaced by signed tombstones');
+        }
       })
       .catch((err: unknown) => log?.warn({ err }, 'retention sweep failed; retrying next period'));
   };
@@ -32,11 +39,31 @@ export async function startStorageBackground(deps: ServiceDeps): Promise<Backgro
   timer.unref();
   sweep();
 
+  let sequencing: Promise<unknown> = Promise.resolve();
+  let sequencerBusy = false;
+  const sequence = () => {
+    if (sequencerBusy) return;
+    sequencerBusy = true;
+    sequencing = sequenceAll(ctx.db, ctx.hub)
+      .then((r) => {
+        if (r.added) log?.debug({ added: r.added, treeSize: r.head?.treeSize }, 'evidence log head signed');
+      })
+      .catch((err: unknown) => log?.warn({ err }, 'evidence sequencer failed; retrying next period'))
+      .finally(() => {
+        sequencerBusy = false;
+      });
+  };
+  const sequencer = setInterval(sequence, deps.config.EVIDENCE_HEAD_SECONDS * 1000);
+  sequencer.unref();
+  sequence();
+
   return {
     async stop() {
       clearInterval(timer);
+      clearInterval(sequencer);
       await worker.close();
       await running;
+      await sequencing;
     },
   };
 }

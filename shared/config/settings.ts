@@ -150,6 +150,8 @@ export const settings = {
   DELIVERY_LEASE_SECONDS: setting('DELIVERY_LEASE_SECONDS', 'How long a listed delivery is hidden from the next listing; unacknowledged, it is offered again after this', '300', asInt(1, 86_400)),
   PACKAGE_RETENTION_HOURS: setting('PACKAGE_RETENTION_HOURS', 'Grace period after acknowledgement before a package ciphertext is purged (evidence is kept)', '168', asInt(0, 87_600)),
   RETENTION_SWEEP_SECONDS: setting('RETENTION_SWEEP_SECONDS', 'How often the storage service purges expired packages and abandoned uploads', '300', asInt(1, 86_400)),
+  EVIDENCE_HEAD_SECONDS: setting('EVIDENCE_HEAD_SECONDS', 'How often the storage service adds new events to the Merkle log and signs a tree head (the log\'s maximum merge delay)', '10', asInt(1, 3600)),
+  EVIDENCE_RETENTION_DAYS: setting('EVIDENCE_RETENTION_DAYS', 'Days after a letter\'s last event before its events and receipts are deleted, leaving a signed tombstone; 0 keeps evidence forever', '0', asInt(0, 36_500)),
   NOTIFY_WINDOW_START: setting('NOTIFY_WINDOW_START', 'Start of the daytime window for alerts (HH:MM in NOTIFY_TIME_ZONE); an alert due earlier waits for it', '09:00', asClockTime),
   NOTIFY_WINDOW_END: setting('NOTIFY_WINDOW_END', 'End of the daytime window for alerts (HH:MM); an alert due later waits for the next morning', '21:00', asClockTime),
   NOTIFY_TIME_ZONE: setting('NOTIFY_TIME_ZONE', 'Time zone of the daytime window', 'Europe/Oslo', asTimeZone),

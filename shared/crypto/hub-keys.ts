@@ -22,10 +22,20 @@ export interface PublicJwks {
 }
 
 const CACHE_MS = 60_000;
+
+/** How long verifiers may cache the JWKS (`Cache-Control: max-age` of /.well-known/jwks.json). */
+export const JWKS_MAX_AGE_SECONDS = 300;
+
+/**
+ * A rotated key is published this long before it signs: one JWKS cache lifetime plus a minute
+ * of clock skew, so a verifier holding a cached JWKS never meets a signature by a key it has not
+ * seen (docs/evidence.md).
+ */
+export const KEY_PUBLISH_LEAD_MS = JWKS_MAX_AGE_SECONDS * 1000 + 60_000;
 const context = (kid: string) => `hub-key:${kid}`;
 
 export class HubKeys {
-  private current: { key: SigningKey; until: number } | undefined;
+  private current: { key: SigningKey; until: number; stale: number } | undefined;
   private pending: Promise<SigningKey> | undefined;
 
   constructor(
@@ -44,7 +54,7 @@ export class HubKeys {
     // Just expired: keep signing with the known key while it is reloaded, so a caller holding a
     // pooled connection (a transaction) never waits for another one (a saturated pool would
     // deadlock). Only the first load, or one after a long pause, waits.
-    if (this.current && this.current.until + CACHE_MS > now) {
+    if (this.current && this.current.stale > now) {
       this.pending.catch(() => undefined);
       return this.current.key;
     }
@@ -52,34 +62,43 @@ export class HubKeys {
   }
 
   private async loadCurrent(): Promise<SigningKey> {
-    let row = await this.newest(this.db);
+    const at = new Date(this.now());
+    let row = await this.active(this.db, at);
     if (!row) {
       row = await this.db.transaction().execute(async (trx) => {
-        // One creator across processes; the others find its key.
+        // One creator across processes; the others find its key (activated before they got the
+        // lock, so the time is read again after it).
         await sql`select pg_advisory_xact_lock(hashtextextended('postbud.hub_keys', 0))`.execute(trx);
-        return (await this.newest(trx)) ?? (await this.insertKey(trx));
+        const locked = new Date(this.now());
+        return (await this.active(trx, locked)) ?? (await this.insertKey(trx, locked));
       });
     }
     const key: SigningKey = {
       kid: row.kid,
       key: createPrivateKey({ key: this.keyring.unwrap(row.kek_id, row.private_key, context(row.kid)), format: 'der', type: 'pkcs8' }),
     };
-    this.current = { key, until: this.now() + CACHE_MS };
+    // A key published but not yet signing takes over exactly at its activation, not up to a
+    // cache period later (and never earlier).
+    const next = await this.db.selectFrom('hub_keys').select('activates_at').where('activates_at', '>', at).orderBy('activates_at').limit(1).executeTakeFirst();
+    const until = Math.min(this.now() + CACHE_MS, next ? next.activates_at.getTime() : Infinity);
+    this.current = { key, until, stale: Math.min(until + CACHE_MS, next ? next.activates_at.getTime() : Infinity) };
     return key;
   }
 
-  private newest(db: Kysely<Database>) {
+  /** The key that signs at `at`: the latest one activated by then. */
+  private active(db: Kysely<Database>, at: Date) {
     return db
       .selectFrom('hub_keys')
       .select(['kid', 'kek_id', 'private_key'])
-      .where('retired_at', 'is', null)
+      .where('activates_at', '<=', at)
+      .orderBy('activates_at', 'desc')
       .orderBy('created_at', 'desc')
       .orderBy('kid', 'desc')
       .limit(1)
       .executeTakeFirst();
   }
 
-  private async insertKey(db: Kysely<Database>) {
+  private async insertKey(db: Kysely<Database>, activatesAt: Date) {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const kid = `hub-${new Date(this.now()).toISOString().slice(0, 10)}-${randomBytes(4).toString('hex')}`;
     const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
@@ -87,26 +106,29 @@ export class HubKeys {
     const jwk = { ...(await exportJWK(publicKey)), kid, alg: HUB_ALG, use: 'sig' };
     await db
       .insertInto('hub_keys')
-      .values({ kid, alg: HUB_ALG, public_jwk: JSON.stringify(jwk), private_key: wrapped, kek_id: kekId, created_at: new Date(this.now()) })
+      .values({ kid, alg: HUB_ALG, public_jwk: JSON.stringify(jwk), private_key: wrapped, kek_id: kekId, created_at: new Date(this.now()), activates_at: activatesAt })
       .execute();
     return { kid, kek_id: kekId, private_key: wrapped };
   }
 
   /**
-   * Adds a new signing key and retires the previous ones; their public keys stay published.
-   * Other processes switch within the cache period (a minute).
+   * Adds a new signing key, published at once and signing from `KEY_PUBLISH_LEAD_MS` later;
+   * until then the current key goes on signing, and then it is retired. Retired public keys stay
+   * published. `immediately` (a compromised key) signs with the new key at once: verifiers
+   * with a cached JWKS must then refetch it on an unknown `kid`.
    */
-  async rotate(): Promise<string> {
+  async rotate(opts: { immediately?: boolean } = {}): Promise<{ kid: string; activatesAt: Date }> {
+    const activatesAt = new Date(this.now() + (opts.immediately ? 0 : KEY_PUBLISH_LEAD_MS));
     const row = await this.db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(hashtextextended('postbud.hub_keys', 0))`.execute(trx);
-      await trx.updateTable('hub_keys').set({ retired_at: new Date(this.now()) }).where('retired_at', 'is', null).execute();
-      return this.insertKey(trx);
+      await trx.updateTable('hub_keys').set({ retired_at: activatesAt }).where('retired_at', 'is', null).execute();
+      return this.insertKey(trx, activatesAt);
     });
     this.current = undefined;
-    return row.kid;
+    return { kid: row.kid, activatesAt };
   }
 
-  /** Every public key, current and retired, newest first. */
+  /** Every public key: the next one (published, not yet signing), current and retired, newest first. */
   async jwks(): Promise<PublicJwks> {
     await this.signingKey();
     const rows = await this.db.selectFrom('hub_keys').select('public_jwk').orderBy('created_at', 'desc').orderBy('kid', 'desc').execute();

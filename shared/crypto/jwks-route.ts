@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { HubKeys } from './hub-keys.js';
+import { JWKS_MAX_AGE_SECONDS, type HubKeys } from './hub-keys.js';
 
 export const JwksSchema = Type.Object(
   {
@@ -33,12 +33,12 @@ export function registerJwksRoute(app: FastifyInstance, hub: () => HubKeys): voi
       schema: {
         tags: ['keys'],
         summary: 'The hub signing keys (JWKS)',
-        description: 'ES256 public keys that verify package manifests (META-INF/manifest.jws) and receipts. After a rotation the old keys stay listed.',
+        description: 'ES256 public keys that verify package manifests (META-INF/manifest.jws) and receipts. A new key is listed at least one cache lifetime (max-age) before it signs; after a rotation the old keys stay listed.',
         response: { 200: JwksSchema },
       },
     },
     async (_request, reply) => {
-      reply.header('cache-control', 'public, max-age=300');
+      reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
       return hub().jwks();
     },
   );

@@ -12,6 +12,7 @@ import type { MessageEventsTable } from './tables/message-events.js';
 import type { PackageChunksTable } from './tables/package-chunks.js';
 import type { PackagesTable } from './tables/packages.js';
 import type { ReceiptsTable } from './tables/receipts.js';
+import type { EvidenceHeadsTable, EvidenceLogNodesTable, EvidenceRetiredLeavesTable, EvidenceTombstonesTable } from './tables/evidence.js';
 import type { MessagesTable } from './tables/messages.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.js';
 import type { WebhookPushesTable, WebhooksTable } from './tables/webhooks.js';
@@ -39,6 +40,10 @@ export interface Database {
   hub_keys: HubKeysTable;
   message_events: MessageEventsTable;
   receipts: ReceiptsTable;
+  evidence_heads: EvidenceHeadsTable;
+  evidence_log_nodes: EvidenceLogNodesTable;
+  evidence_tombstones: EvidenceTombstonesTable;
+  evidence_retired_leaves: EvidenceRetiredLeavesTable;
   messages: MessagesTable;
   idempotency_keys: IdempotencyKeysTable;
   webhooks: WebhooksTable;

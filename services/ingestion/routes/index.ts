@@ -5,6 +5,7 @@ import { Problem } from '../../../shared/errors/problem.js';
 import { ingestionProblems } from '../problems.js';
 import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
 import capabilities from './capabilities.js';
+import evidence from './evidence.js';
 import type { IngestionRouteOptions } from './context.js';
 import messages from './messages.js';
 import receipts from './receipts.js';
@@ -44,6 +45,7 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
     }
     await letters.register(messages, opts);
   });
+  await app.register(evidence, opts);
   await app.register(receipts, opts);
   await app.register(webhooks, opts);
 };

@@ -9,4 +9,6 @@ export interface HubKeysTable {
   kek_id: string;
   created_at: ColumnType<Date, Date | undefined, never>;
   retired_at: Date | null;
+  /** When it starts signing: published (in the JWKS) from created_at, signing from here. */
+  activates_at: ColumnType<Date, Date | undefined, never>;
 }

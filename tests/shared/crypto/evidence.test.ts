@@ -4,7 +4,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { sql } from 'kysely';
-import { HubKeys } from '../../../shared/crypto/hub-keys.js';
+import { HubKeys, KEY_PUBLISH_LEAD_MS } from '../../../shared/crypto/hub-keys.js';
 import { canonicalJson, checkChain, eventHash } from '../../../shared/evidence/chain.js';
 import { appendEvent, appendEvents, loadEvents } from '../../../shared/evidence/events.js';
 import { verifyReceipt, verifyReceiptInDb } from '../../../shared/evidence/verify.js';
@@ -79,7 +79,13 @@ t.test('evidence log and receipts', async (t) => {
     const bad = await verifyReceiptInDb(db, `${h}.${Buffer.from(forged).toString('base64url')}.${s}`);
     t.match(bad, { valid: false, signature: false });
 
-    await sql`update message_events set data = '{"providerOrgnr":"922020175"}' where message_id = ${messageId} and seq = 2`.execute(db);
+    const edit = sql`update message_events set data = '{"providerOrgnr":"922020175"}' where message_id = ${messageId} and seq = 2`;
+    await t.rejects(edit.execute(db), { message: /append-only/ }, 'the application cannot edit evidence');
+    // A superuser can, by switching the triggers off: the verifier still catches it.
+    await db.transaction().execute(async (trx) => {
+      await sql`set local session_replication_role = replica`.execute(trx);
+      await edit.execute(trx);
+    });
     const tampered = await verifyReceiptInDb(db, jws);
     t.match(tampered, { valid: false, signature: true, chain: false });
     t.match(tampered.problems.join(), /hash does not match/);
@@ -91,22 +97,28 @@ t.test('evidence log and receipts', async (t) => {
     const messageId = randomUUID();
     const before = await appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'OPENED' });
     const oldKid = (await ctx.hub.signingKey()).kid;
-    const newKid = await ctx.hub.rotate();
+    const { kid: newKid, activatesAt } = await ctx.hub.rotate();
     t.not(newKid, oldKid);
-    const after = await appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'NOTIFIED', receipt: true });
+    t.ok(activatesAt.getTime() - Date.now() >= KEY_PUBLISH_LEAD_MS - 5000, 'the new key signs only after a JWKS cache lifetime');
     const jwks = await ctx.hub.jwks();
-    t.same(jwks.keys.map((k) => k.kid).slice(0, 2), [newKid, oldKid], 'newest first, the old one kept');
+    t.same(jwks.keys.map((k) => k.kid).slice(0, 2), [newKid, oldKid], 'published at once, newest first, the old one kept');
+    const meanwhile = await appendEvent(db, ctx.hub, { messageId, senderOrgnr: SENDER, type: 'NOTIFIED', receipt: true });
+    t.equal(JSON.parse(Buffer.from(meanwhile.receipt!.jws.split('.')[0]!, 'base64url').toString()).kid, oldKid, 'until then the old key goes on signing');
+    // The same hub, once the new key is active (its clock moved on).
+    const later = new HubKeys(db, ctx.keyring, () => activatesAt.getTime() + 1);
+    const after = await appendEvent(db, later, { messageId, senderOrgnr: SENDER, type: 'NOTIFIED', receipt: true });
     const events = await loadEvents(db, messageId);
     const r1 = await verifyReceipt(before.receipt!.jws, { jwks: jwks as never, events });
     const r2 = await verifyReceipt(after.receipt!.jws, { jwks: jwks as never, events });
     t.equal(r1.kid, oldKid);
     t.equal(r2.kid, newKid);
     t.ok(r1.valid && r2.valid);
-    const other = await HubKeys.prototype.signingKey.call(new HubKeys(db, ctx.keyring));
-    t.equal(other.kid, newKid, 'another process picks up the rotated key');
+    const other = await HubKeys.prototype.signingKey.call(new HubKeys(db, ctx.keyring, () => activatesAt.getTime() + 60_000));
+    t.equal(other.kid, newKid, 'another process picks up the rotated key once it is active');
+    t.equal((await new HubKeys(db, ctx.keyring).signingKey()).kid, oldKid, 'but not before');
     const wrongLog = await verifyReceipt(after.receipt!.jws, { jwks: jwks as never, events: events.slice(0, 1) });
     t.match(wrongLog, { valid: false, signature: true });
-    t.match(wrongLog.problems.join(), /no event 2/);
+    t.match(wrongLog.problems.join(), /no event 3/);
     const otherMessage = await verifyReceipt(after.receipt!.jws, { jwks: jwks as never, events: events.map((e) => ({ ...e, messageId: randomUUID() })) });
     t.match(otherMessage.problems.join(), /another message/);
     const typ = await ctx.hub.sign(Buffer.from('{}'), { typ: 'other' });
