@@ -21,7 +21,7 @@ export const EBOKS = { orgnr: '922020175', name: 'e-Boks', kind: 'digital' as co
 export const PRINT_PROVIDER = { orgnr: orgnrForName('postbud print (development)'), name: 'Print (development)', kind: 'print' as const };
 const PROVIDERS = [DIGIPOST, EBOKS, PRINT_PROVIDER];
 
-/** A copy of shared/data/senders.txt ships with the code, so a fresh clone seeds on its own. */
+/** The list of agencies ships with the code, so a fresh clone seeds on its own. */
 export const defaultSendersFile = (): string => path.join(projectRoot(), 'scripts', 'seed-data', 'senders.txt');
 
 export interface SeedOptions {
