@@ -2,6 +2,14 @@ import t from 'tap';
 import { testDatabase } from '../helpers/database.js';
 import { runTs, servicePorts, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
+import { demoMessage, describeAlerts } from '../../scripts/commands/demo.js';
+
+t.test('the demo letter shows the default alerts: at delivery and on day 7', async (t) => {
+  const message = demoMessage('01017000000');
+  t.equal(message.notifications.repeatAfterDays, undefined, 'repeatAfterDays is left to its default');
+  t.equal(describeAlerts(message.notifications), 'alerts: when delivered, then on day 7 unless opened (repeatAfterDays left out = default [0, 7])');
+  t.equal(describeAlerts({ repeatAfterDays: [7] }), 'alerts: no alert at delivery; on day 7 unless opened (repeatAfterDays [7])', 'a list without 0 says there is no alert at delivery');
+});
 
 t.test('postbud demo runs one letter through a running postbud start', async (t) => {
   const { url } = await testDatabase(t);
@@ -19,6 +27,7 @@ t.test('postbud demo runs one letter through a running postbud start', async (t)
   const out = run.output();
   t.equal(code, 0, out);
   t.match(out, /201 Created: message [0-9a-f-]{36}, route DIGITAL/);
+  t.match(out, /alerts: when delivered, then on day 7 unless opened/);
   t.match(out, /manifest signature verified against the hub JWKS; brev\.pdf is identical to what was sent/);
   t.match(out, /DELIVERED\s+signed by hub-.* - verified/);
   t.match(out, /OPENED\s+signed by hub-.* - verified/);
