@@ -6,7 +6,7 @@ import { categoryOf, defaultSendersFile, DIGIPOST, EBOKS, PRINT_PROVIDER, seed, 
 import { UsageError } from '../../../scripts/commands/token.js';
 import { loadConfig } from '../../../shared/config/config.js';
 import { isValidOrgnr } from '../../../shared/ids/orgnr.js';
-import { syntheticPersonIdList } from '../../../shared/ids/person-id.js';
+import { decodePersonId, isValidPersonId, syntheticPersonIdList } from '../../../shared/ids/person-id.js';
 import { findPrintProvider, findRecipients } from '../../../shared/registry/recipients.js';
 import { testDatabase } from '../../helpers/database.js';
 import { testDataDir } from '../../helpers/service.js';
@@ -62,6 +62,9 @@ t.test('postbud seed', async (t) => {
     t.equal(byId.get(ids[i]!)!.canNotify, false, 'an outdated person cannot be alerted');
     const examples = JSON.parse(readFileSync(first.examplesFile, 'utf8'));
     t.ok(examples.mailbox.length > 0 && examples.notRegistered.length > 0);
+    const stored = (await kysely.selectFrom('persons').select('person_id').execute()).map((p) => p.person_id);
+    t.ok(stored.length > 300 && stored.every((id) => decodePersonId(id)?.synthetic === true), 'every seeded person has a synthetic id (month + 80), which no real person has');
+    t.notOk(stored.some((id) => isValidPersonId(id, { synthetic: false })), 'so none of them is a valid id where synthetic ids are refused');
   });
 
   await t.test('idempotent: a second run adds nothing', async (t) => {
