@@ -136,7 +136,7 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
   const examples = JSON.parse(readFileSync(examplesFile, 'utf8')) as Record<string, string[]>;
   const senderName = readSenders(defaultSendersFile())[0]!;
   const sender = orgnrForName(senderName, new Set([DIGIPOST.orgnr, EBOKS.orgnr, PRINT_PROVIDER.orgnr]));
-  const asSender = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: sender, scope: SCOPES.send, audience: config.AUTH_AUDIENCE })}` };
+  const asSender = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: sender, scope: `${SCOPES.send} ${SCOPES.lookupDigitalPost}`, audience: config.AUTH_AUDIENCE })}` };
   const json = async <T>(res: Response): Promise<T> => {
     const body = (await res.json()) as T;
     if (!res.ok) throw new DemoError(`${res.status} from ${res.url}: ${JSON.stringify(body)}`);
