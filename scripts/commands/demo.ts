@@ -7,9 +7,8 @@ import { issueDevToken } from '../../shared/auth/dev-issuer.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
 import type { Config } from '../../shared/config/config.js';
 import { children, readTlv } from '../../shared/crypto/der.js';
-import { orgnrForName } from '../../shared/ids/orgnr.js';
 import { DEFAULT_REPEAT_AFTER_DAYS } from '../../services/notification/schedule.js';
-import { defaultSendersFile, DIGIPOST, EBOKS, PRINT_PROVIDER, readSenders, seed } from './seed.js';
+import { seed, seededSenders } from './seed.js';
 
 /**
  * `postbud demo`: one letter through the running system (`npm start`), as each party sees it.
@@ -134,8 +133,7 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
     await seed(config, ['--persons', '200']);
   }
   const examples = JSON.parse(readFileSync(examplesFile, 'utf8')) as Record<string, string[]>;
-  const senderName = readSenders(defaultSendersFile())[0]!;
-  const sender = orgnrForName(senderName, new Set([DIGIPOST.orgnr, EBOKS.orgnr, PRINT_PROVIDER.orgnr]));
+  const { orgnr: sender, name: senderName } = seededSenders()[0]!;
   const asSender = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: sender, scope: `${SCOPES.send} ${SCOPES.lookupDigitalPost}`, audience: config.AUTH_AUDIENCE })}` };
   const json = async <T>(res: Response): Promise<T> => {
     const body = (await res.json()) as T;
