@@ -15,7 +15,9 @@ t.test('postbud demo runs one letter through a running postbud start', async (t)
   const { url } = await testDatabase(t);
   const dataDir = testDataDir(t);
   const { ports, env: portEnv } = await servicePorts();
-  const env = { DATABASE_URL: url, DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_demo', LOG_LEVEL: 'warn', ...portEnv };
+  // NODE_ENV=test: start leaves the registry empty, so the demo's own seeding is what runs here
+  // (tests/e2e/first-hour.test.ts covers the development start that seeds).
+  const env = { NODE_ENV: 'test', DATABASE_URL: url, DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_demo', LOG_LEVEL: 'warn', ...portEnv };
   const before = runTs(t, 'scripts/cli.ts', ['demo'], env);
   t.equal((await before.exited).code, 1, 'without a running system it says what to do');
   t.match(before.output(), /npm start/);
