@@ -1,9 +1,9 @@
-import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import t from 'tap';
 import { createApp } from '../../shared/app/create-app.js';
 import { createLogger, errorForLog } from '../../shared/logging/logger.js';
 import { testDeps } from '../helpers/service.js';
+import { captureLog } from '../helpers/log-capture.js';
 
 /** Values Postgres quotes back in its errors (message, detail, where) when it refuses them. */
 const NAME = 'Kari Nordmann-Hemmelig';
@@ -12,16 +12,7 @@ const ORG_NAME = 'Hemmelig Etat AS';
 const PHONE = '4790012345';
 const SECRETS = /Hemmelig|hemmelig|Nordmann|974760673|4790012345/;
 
-function capture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  });
-  return { lines, stream };
-}
+const capture = captureLog;
 
 t.test('an error Postgres raised over a refused value is logged without the value', async (t) => {
   const { lines, stream } = capture();

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import t from 'tap';
 import { SERVICES } from '../../scripts/services.js';
 import { issueDevToken } from '../../shared/auth/dev-issuer.js';
@@ -8,6 +7,7 @@ import { SCOPES } from '../../shared/auth/scopes.js';
 import { createLogger } from '../../shared/logging/logger.js';
 import { projectRoot } from '../../shared/runtime/project-root.js';
 import { testDeps } from '../helpers/service.js';
+import { captureLog } from '../helpers/log-capture.js';
 
 /** A personId-shaped run of digits that appears nowhere else in the code or the logs. */
 const PID = '29047338164';
@@ -16,16 +16,7 @@ const pct = (s: string) => [...s].map((c) => `%${c.charCodeAt(0).toString(16).pa
 /** The ways a URL can spell a personId that a pattern on the raw URL misses. */
 const SPELLINGS = [PID, pct(PID), `%20${PID}`, `${PID}9`, `0${PID}`, `${PID.slice(0, 6)}%20${PID.slice(6)}`, `${PID.slice(0, 6)}-${PID.slice(6)}`, `+${PID}`];
 
-function capture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  });
-  return { lines, stream };
-}
+const capture = captureLog;
 
 for (const mod of SERVICES) {
   t.test(`${mod.name}: no personId, however the URL spells it, and no query string reach the log`, async (t) => {
