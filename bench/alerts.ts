@@ -122,7 +122,7 @@ async function alertsEndToEnd(databaseUrl: string, redisUrl: string | undefined,
   try {
     const ids = await seed(db, prefix);
     if (processes === 0) {
-      const verifier = createTokenVerifier({ issuers: [await ensureDevIssuer(dataDir)], audience: 'postbud', clockToleranceS: 0 });
+      const verifier = createTokenVerifier({ issuers: [await ensureDevIssuer(dataDir)], audience: 'postbud', clockToleranceS: 0, maxLifetimeS: 3600 });
       const deps = { config, db, queues, verifier, logger: createLogger('bench', 'warn') };
       const workers = await startWorkers(deps);
       const relay = startOutboxRelay({ db: db.kysely, pool: db.pool, queues, logger: deps.logger, pollMs: 100 });

@@ -81,8 +81,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const t0 = performance.now();
     await sequenceAll(db.kysely, hub);
     const sequencerRate = SEQ_EVENTS / ((performance.now() - t0) / 1000);
-    const env = { DATABASE_URL: pg.url, DATA_DIR: dataDir, QUEUE_PREFIX: 'bench_evidence', DATABASE_POOL_SIZE: '20' };
-    const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud' });
+    const env = { DATABASE_URL: pg.url, DATA_DIR: dataDir, QUEUE_PREFIX: 'bench_evidence', DATABASE_POOL_SIZE: '20', AUTH_MAX_TOKEN_LIFETIME_S: '3600' };
+    const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
     const ingestion = await startProcess('ingestion', env);
     const intake = (d = durationS) =>
       load({ url: `${ingestion.url}/v1/messages`, method: 'POST', body: BODY, headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'idempotency-key': '[<id>]' }, durationS: d, idReplacement: true });

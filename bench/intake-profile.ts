@@ -45,7 +45,7 @@ args.push(path.join(root, 'services/ingestion/main.ts'));
 let stderr = '';
 const child = spawn(process.execPath, args, {
   cwd: root,
-  env: { ...process.env, DATABASE_URL: pg.url, DATA_DIR: dataDir, INGESTION_PORT: String(port), LOG_LEVEL: 'warn', QUEUE_PREFIX: 'bench_prof', RATE_LIMIT_PER_MINUTE: '10000000', DATABASE_POOL_SIZE: '20', INTAKE_UPLOADS_PER_CLIENT: '100000' },
+  env: { ...process.env, DATABASE_URL: pg.url, DATA_DIR: dataDir, INGESTION_PORT: String(port), LOG_LEVEL: 'warn', QUEUE_PREFIX: 'bench_prof', RATE_LIMIT_PER_MINUTE: '10000000', AUTH_MAX_TOKEN_LIFETIME_S: '3600', DATABASE_POOL_SIZE: '20', INTAKE_UPLOADS_PER_CLIENT: '100000' },
   stdio: ['ignore', 'ignore', 'pipe'],
 });
 child.stderr!.on('data', (d) => (stderr += String(d)));
@@ -54,7 +54,7 @@ for (let i = 0; ; i++) {
   if (i > 300) throw new Error('ingestion did not start');
   await new Promise((r) => setTimeout(r, 100));
 }
-const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud' });
+const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
 const run = (durationS: number, connections = 32) =>
   load({ url: `http://127.0.0.1:${port}/v1/messages`, method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'idempotency-key': '[<id>]' }, durationS, connections, idReplacement: true });
 await run(3);

@@ -104,6 +104,8 @@ const serviceEnv = (extra: Record<string, string>) => ({
   ...process.env,
   LOG_LEVEL: 'warn',
   RATE_LIMIT_PER_MINUTE: '10000000',
+  // One token serves the whole run, longer than the default lifetime cap.
+  AUTH_MAX_TOKEN_LIFETIME_S: '3600',
   DATABASE_POOL_SIZE: '20',
   // One client offers all the load here; the per-client bound is for real senders.
   INTAKE_UPLOADS_PER_CLIENT: '100000',
@@ -345,7 +347,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       answers: statusText(baseline.load.statuses),
     });
 
-    const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud' });
+    const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
     const body = Buffer.concat([head(), PDF_10KB, TAIL]);
     const intakeAt = (base: string) => (extra: { rate?: number; durationS?: number; connections?: number } = {}) =>
       load({
@@ -386,7 +388,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
 
     const whole = await startWholeSystem();
     try {
-      const token2 = await issueDevToken(whole.dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud' });
+      const token2 = await issueDevToken(whole.dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
       const intake = (extra: { rate?: number; connections?: number; durationS?: number } = {}) =>
         load({
           url: `${whole.url}/v1/messages`,

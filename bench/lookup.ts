@@ -193,8 +193,8 @@ try {
 
   const raw = await rawSql(database.url, work);
   const registry = await startRegistry(database.url, dataDir);
-  const token = await issueDevToken(dataDir, { org: '974760673', scope: `${SCOPES.lookup} ${SCOPES.lookupContact} ${SCOPES.lookupDigitalPost}`, audience: 'postbud' });
-  const basicToken = await issueDevToken(dataDir, { org: '974760673', scope: SCOPES.lookup, audience: 'postbud' });
+  const token = await issueDevToken(dataDir, { org: '974760673', scope: `${SCOPES.lookup} ${SCOPES.lookupContact} ${SCOPES.lookupDigitalPost}`, audience: 'postbud', ttlSeconds: 3600 });
+  const basicToken = await issueDevToken(dataDir, { org: '974760673', scope: SCOPES.lookup, audience: 'postbud', ttlSeconds: 3600 });
   let api;
   let basic;
   let serverMem;

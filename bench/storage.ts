@@ -67,7 +67,7 @@ const pg = await benchDatabase();
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'postbud-bench-data-'));
 const durationS = Number(process.env.BENCH_DURATION_S ?? 10);
 try {
-  const config = loadConfig({ DATABASE_URL: pg.url, DATA_DIR: dataDir, LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '10000000', NODE_ENV: 'test' });
+  const config = loadConfig({ DATABASE_URL: pg.url, DATA_DIR: dataDir, LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '10000000', AUTH_MAX_TOKEN_LIFETIME_S: '3600', NODE_ENV: 'test' });
   const deps = await createServiceDeps('storage', config);
   await migrateToLatest(deps.db.kysely);
   const ctx = storageContext(deps);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig } from '../shared/config/config.js';
+import { ConfigError, loadConfig as readConfig, syntheticPersonIdsAllowed } from '../shared/config/config.js';
+import { setPersonIdPolicy } from '../shared/ids/person-id.js';
 import { demo, DemoError } from './commands/demo.js';
 import { migrate } from './commands/migrate.js';
 import { writeOpenapi } from './commands/openapi.js';
@@ -8,6 +9,13 @@ import { seed } from './commands/seed.js';
 import { start } from './commands/start.js';
 import { token, UsageError } from './commands/token.js';
 import { verify } from './commands/verify.js';
+
+/** The configuration, with this process's personId policy set from it (seed, token and demo validate ids). */
+function loadConfig() {
+  const config = readConfig();
+  setPersonIdPolicy({ synthetic: syntheticPersonIdsAllowed(config) });
+  return config;
+}
 
 const HELP = `postbud <command>
 

@@ -7,8 +7,8 @@ import { issueDevToken } from '../../shared/auth/dev-issuer.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
 import type { Config } from '../../shared/config/config.js';
 import { children, readTlv } from '../../shared/crypto/der.js';
-import { orgnrForName } from '../../shared/ids/orgnr.js';
-import { defaultSendersFile, DIGIPOST, EBOKS, PRINT_PROVIDER, readSenders, seed } from './seed.js';
+import { DEFAULT_REPEAT_AFTER_DAYS } from '../../services/notification/schedule.js';
+import { seed, seededSenders } from './seed.js';
 
 /**
  * `postbud demo`: one letter through the running system (`npm start`), as each party sees it.
@@ -16,6 +16,33 @@ import { defaultSendersFile, DIGIPOST, EBOKS, PRINT_PROVIDER, readSenders, seed 
  * acknowledges it and reports it opened, then shows the agency's verified receipts and the
  * letter's timeline.
  */
+
+/**
+ * The demo's letter. It leaves `repeatAfterDays` out, so it shows the default behaviour: an alert
+ * when the letter is delivered and a reminder on day 7 unless it has been opened by then.
+ */
+export function demoMessage(personId: string) {
+  return {
+    recipient: { personId },
+    title: 'Velkommen til postbud',
+    language: 'nb',
+    securityLevel: 4,
+    openReceipt: true,
+    notifications: { email: { text: 'Du har fått et brev i din digitale postkasse.' } } as { email: { text: string }; repeatAfterDays?: number[] },
+    documents: [{ name: 'brev.pdf', mime: 'application/pdf', main: true }],
+  };
+}
+
+/** What a letter's `notifications` will do, in words (the notification service's rule). */
+export function describeAlerts(n: { repeatAfterDays?: number[] } | undefined): string {
+  if (!n) return 'no alerts asked for';
+  const given = n.repeatAfterDays;
+  const days = [...new Set(given && given.length > 0 ? given : DEFAULT_REPEAT_AFTER_DAYS)].sort((a, b) => a - b);
+  const when = days.map((d) => (d === 0 ? 'when delivered' : `on day ${d}`));
+  const how = given && given.length > 0 ? `repeatAfterDays [${given.join(', ')}]` : `repeatAfterDays left out = default [${DEFAULT_REPEAT_AFTER_DAYS.join(', ')}]`;
+  const none = days[0] === 0 ? '' : 'no alert at delivery; ';
+  return `alerts: ${none}${when.join(', then ')} unless opened (${how})`;
+}
 
 /** CMS EnvelopedData (the DPI profile the hub produces) opened with the provider's private key. */
 export function decryptCms(der: Buffer, keyPem: string): Buffer {
@@ -106,9 +133,8 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
     await seed(config, ['--persons', '200']);
   }
   const examples = JSON.parse(readFileSync(examplesFile, 'utf8')) as Record<string, string[]>;
-  const senderName = readSenders(defaultSendersFile())[0]!;
-  const sender = orgnrForName(senderName, new Set([DIGIPOST.orgnr, EBOKS.orgnr, PRINT_PROVIDER.orgnr]));
-  const asSender = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: sender, scope: SCOPES.send, audience: config.AUTH_AUDIENCE })}` };
+  const { orgnr: sender, name: senderName } = seededSenders()[0]!;
+  const asSender = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: sender, scope: `${SCOPES.send} ${SCOPES.lookupDigitalPost}`, audience: config.AUTH_AUDIENCE })}` };
   const json = async <T>(res: Response): Promise<T> => {
     const body = (await res.json()) as T;
     if (!res.ok) throw new DemoError(`${res.status} from ${res.url}: ${JSON.stringify(body)}`);
@@ -126,15 +152,7 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
 
   step(2, 'The agency sends a letter (multipart: message JSON + PDF), with an Idempotency-Key');
   const boundary = `----postbud-demo-${randomUUID()}`;
-  const message = {
-    recipient: { personId },
-    title: 'Velkommen til postbud',
-    language: 'nb',
-    securityLevel: 4,
-    openReceipt: true,
-    notifications: { email: { text: 'Du har fått et brev i din digitale postkasse.' }, repeatAfterDays: [7] },
-    documents: [{ name: 'brev.pdf', mime: 'application/pdf', main: true }],
-  };
+  const message = demoMessage(personId);
   const pdf = helloPdf('Hei! Dette brevet kom gjennom postbud.');
   const payload = Buffer.concat([
     Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="message"\r\n\r\n${JSON.stringify(message)}\r\n`),
@@ -150,6 +168,7 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
     }),
   );
   out(`   201 Created: message ${accepted.id}, route ${accepted.route}, status ${accepted.status}`);
+  out(`   ${describeAlerts(message.notifications)}`);
 
   step(3, `${provider.name} lists its deliveries and downloads the package (CMS EnvelopedData)`);
   const asProvider = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: provider.orgnr, scope: SCOPES.provider, audience: config.AUTH_AUDIENCE })}` };

@@ -21,7 +21,7 @@ export const EBOKS = { orgnr: '922020175', name: 'e-Boks', kind: 'digital' as co
 export const PRINT_PROVIDER = { orgnr: orgnrForName('postbud print (development)'), name: 'Print (development)', kind: 'print' as const };
 const PROVIDERS = [DIGIPOST, EBOKS, PRINT_PROVIDER];
 
-/** A copy of shared/data/senders.txt ships with the code, so a fresh clone seeds on its own. */
+/** The list of agencies ships with the code, so a fresh clone seeds on its own. */
 export const defaultSendersFile = (): string => path.join(projectRoot(), 'scripts', 'seed-data', 'senders.txt');
 
 export interface SeedOptions {
@@ -128,6 +128,19 @@ export function providerCredentials(dataDir: string, p: { orgnr: string; name: s
   return { der: cert.der, certFile, keyFile };
 }
 
+/**
+ * The orgnrs seedRegistry gives the agencies of a senders file, in file order (each derived from
+ * its name, skipping the providers' numbers and numbers already given).
+ */
+export function seededSenders(file: string = defaultSendersFile()): { orgnr: string; name: string }[] {
+  const taken = new Set(PROVIDERS.map((p) => p.orgnr));
+  return readSenders(file).map((name) => {
+    const orgnr = orgnrForName(name, taken);
+    taken.add(orgnr);
+    return { orgnr, name };
+  });
+}
+
 export function readSenders(file: string): string[] {
   if (!existsSync(file)) throw new UsageError(`senders file not found: ${file} (give one with --senders <file>)`);
   return [...new Set(readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#')))];
@@ -156,13 +169,7 @@ export async function seedRegistry(db: Kysely<Database>, opts: SeedOptions): Pro
     providers.push({ orgnr: p.orgnr, name: p.name, kind: p.kind, certificate: cred.certFile, key: cred.keyFile });
   }
 
-  const names = readSenders(opts.sendersFile);
-  const taken = new Set(PROVIDERS.map((p) => p.orgnr));
-  const senders = names.map((name) => {
-    const orgnr = orgnrForName(name, taken);
-    taken.add(orgnr);
-    return { orgnr, name, created_at: now, updated_at: now };
-  });
+  const senders = seededSenders(opts.sendersFile).map((sender) => ({ ...sender, created_at: now, updated_at: now }));
   let sendersAdded = 0;
   for (let i = 0; i < senders.length; i += 1000) {
     const added = await db.insertInto('senders').values(senders.slice(i, i + 1000)).onConflict((oc) => oc.column('orgnr').doNothing()).returning('orgnr').execute();
@@ -202,7 +209,11 @@ export async function seedRegistry(db: Kysely<Database>, opts: SeedOptions): Pro
 
   mkdirSync(opts.dataDir, { recursive: true });
   const examplesFile = path.resolve(opts.dataDir, 'seed-persons.json');
-  writeFileSync(examplesFile, `${JSON.stringify({ note: 'Synthetic personIds from postbud seed, a few per category', ...examples }, null, 2)}\n`);
+  const sendersExample = senders.slice(0, 3).map(({ orgnr, name }) => ({ orgnr, name }));
+  writeFileSync(
+    examplesFile,
+    `${JSON.stringify({ note: 'Synthetic personIds from postbud seed (Tenor ids, month + 80), a few per category, and a few seeded senders', senders: sendersExample, ...examples }, null, 2)}\n`,
+  );
   return {
     senders: { total: senders.length, added: sendersAdded },
     providers,

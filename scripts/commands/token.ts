@@ -14,6 +14,9 @@ export async function token(config: Config, argv: string[]): Promise<void> {
   });
   const ttlSeconds = values.ttl ? Number(values.ttl) : undefined;
   if (ttlSeconds !== undefined && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) throw new UsageError(`--ttl must be a positive integer\n${USAGE}`);
+  if (ttlSeconds !== undefined && ttlSeconds > config.AUTH_MAX_TOKEN_LIFETIME_S) {
+    throw new UsageError(`--ttl must be at most ${config.AUTH_MAX_TOKEN_LIFETIME_S} (AUTH_MAX_TOKEN_LIFETIME_S): the services refuse longer-lived tokens\n${USAGE}`);
+  }
   if (values.org !== undefined) {
     if (!/^\d{9}$/.test(values.org)) throw new UsageError(`--org must be a 9-digit organisation number\n${USAGE}`);
     const t = await issueDevToken(config.DATA_DIR, { org: values.org, scope: values.scope ?? '', audience: config.AUTH_AUDIENCE, ttlSeconds });

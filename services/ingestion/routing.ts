@@ -6,40 +6,8 @@ import { ingestionProblems } from './problems.js';
 
 type DbLike = Kysely<Database> | Transaction<Database>;
 
-export interface Capabilities {
-  status: Recipient['status'];
-  reserved: boolean;
-  canNotify: boolean;
-  digital: { possible: boolean; provider: { orgnr: string; name: string } | null; mailboxAddress: string | null; securityLevels: number[] };
-  print: { possible: boolean; provider: { orgnr: string; name: string } | null };
-}
-
 const digitalMailbox = (r: Recipient) =>
   r.status === 'ACTIVE' && !r.reserved && r.mailbox && r.mailbox.providerKind === 'digital' ? r.mailbox : undefined;
-
-/** What a sender may know before sending: no contact points, no certificate. */
-export async function capabilities(db: DbLike, personId: string, now = new Date()): Promise<Capabilities> {
-  const [recipient, printer] = await Promise.all([
-    findRecipients(db, [personId], { now, certificates: false }).then((m) => m.get(personId)!),
-    findPrintProvider(db),
-  ]);
-  const mailbox = digitalMailbox(recipient);
-  return {
-    status: recipient.status,
-    reserved: recipient.reserved,
-    canNotify: recipient.canNotify,
-    digital: {
-      possible: mailbox !== undefined,
-      provider: mailbox ? { orgnr: mailbox.providerOrgnr, name: mailbox.providerName } : null,
-      mailboxAddress: mailbox?.address ?? null,
-      securityLevels: mailbox ? [3, 4] : [],
-    },
-    print: {
-      possible: recipient.status === 'ACTIVE' && printer?.status === 'active',
-      provider: printer ? { orgnr: printer.orgnr, name: printer.name } : null,
-    },
-  };
-}
 
 export type Route =
   | { route: 'DIGITAL'; providerOrgnr: string; providerName: string; mailboxAddress: string }

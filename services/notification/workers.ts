@@ -58,7 +58,7 @@ export async function startWorkers(deps: ServiceDeps): Promise<Background> {
     }),
   ];
   for (const w of workers) {
-    w.on('failed', (job, err) => ctx.logger.warn({ queue: job?.queueName, job: job?.id, reason: err.message }, 'notification job failed'));
+    w.on('failed', (job, err) => ctx.logger.warn({ queue: job?.queueName, job: job?.id, err }, 'notification job failed'));
   }
   const sweeper = setInterval(() => {
     sweepLostJobs(ctx)

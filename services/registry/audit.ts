@@ -1,29 +1,13 @@
 import type { Kysely } from 'kysely';
 import type { ClientPrincipal } from '../../shared/auth/principal.js';
 import type { Database } from '../../shared/db/database.js';
-import { scrubText } from '../../shared/logging/logger.js';
+import { cleanPurpose, recordLookup, type LookupApi } from '../../shared/registry/lookup-audit.js';
 
-export type LookupApi = 'v1' | 'krr-v1' | 'krr-v2';
-
-/** The purpose header as stored: at most 200 characters, with anything shaped like a personId or e-mail scrubbed. */
-export const cleanPurpose = (raw: string | undefined): string | null => {
-  const v = raw?.trim();
-  return v ? scrubText(v).slice(0, 200) : null;
-};
+export { cleanPurpose, type LookupApi };
 
 /** Records one lookup: who asked, through which API, how many persons, why. Never which persons. */
 export async function auditLookup(db: Kysely<Database>, client: ClientPrincipal, api: LookupApi, personCount: number, purpose: string | null): Promise<void> {
-  await db
-    .insertInto('lookup_audit')
-    .values({
-      consumer_org: client.org,
-      client_id: client.clientId ?? null,
-      api,
-      person_count: personCount,
-      purpose,
-      scopes: [...client.scopes].sort().join(' '),
-    })
-    .execute();
+  await recordLookup(db, client, api, personCount, purpose);
 }
 
 export interface AuditQuery {

@@ -6,6 +6,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { installErrorHandling } from '../errors/error-handler.js';
 import { commonProblems, Problem } from '../errors/problem.js';
+import { syntheticPersonIdsAllowed } from '../config/config.js';
+import { setPersonIdPolicy } from '../ids/person-id.js';
 import { createLogger } from '../logging/logger.js';
 import type { ServiceDeps } from './deps.js';
 import { installHealth } from './health.js';
@@ -30,6 +32,8 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
  */
 export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<App> {
   const logger = deps.logger ?? createLogger(info.name, deps.config.LOG_LEVEL);
+  // Which personIds this process accepts (synthetic test identities or not) follows its configuration.
+  setPersonIdPolicy({ synthetic: syntheticPersonIdsAllowed(deps.config) });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: info.bodyLimit ?? 1024 * 1024,

@@ -44,6 +44,12 @@ async function waitFor(file: string): Promise<void> {
   for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
 }
 
+/**
+ * Development tokens live as long as the services accept by default (AUTH_MAX_TOKEN_LIFETIME_S):
+ * `postbud token` is cheap, so mint one per command rather than keep one for hours.
+ */
+export const DEV_TOKEN_TTL_S = 300;
+
 export type TokenRequest =
   | { org: string; scope: string; audience: string; ttlSeconds?: number; clientId?: string }
   | { pid: string; acr: string; audience: string; ttlSeconds?: number };
@@ -67,6 +73,6 @@ export async function issueDevToken(dataDir: string, req: TokenRequest): Promise
     .setAudience(req.audience)
     .setIssuedAt()
     .setJti(crypto.randomUUID())
-    .setExpirationTime(`${req.ttlSeconds ?? 3600}s`)
+    .setExpirationTime(`${req.ttlSeconds ?? DEV_TOKEN_TTL_S}s`)
     .sign(key);
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { TrustedIssuer } from '../config/settings.js';
+import { isValidOrgnr } from '../ids/orgnr.js';
 import type { Principal } from './principal.js';
 
 /** RFC 8725: never let the token choose its algorithm beyond this list. */
@@ -8,7 +9,7 @@ export const ALLOWED_ALGORITHMS = ['RS256', 'ES256'];
 
 export class TokenError extends Error {
   constructor(
-    readonly reason: 'missing' | 'malformed' | 'untrusted-issuer' | 'invalid' | 'expired' | 'no-subject',
+    readonly reason: 'missing' | 'malformed' | 'untrusted-issuer' | 'invalid' | 'expired' | 'no-subject' | 'issued-in-future' | 'lifetime-too-long',
     message: string,
   ) {
     super(message);
@@ -21,6 +22,13 @@ export interface TokenVerifier {
 }
 
 const ORG_ID = /^0192:(\d{9})$/;
+
+/**
+ * The longest lifetime (`exp - iat`) accepted by default: Maskinporten's and ID-porten's access
+ * tokens live 120 s unless a client asks for more; 300 s leaves room for that without letting a
+ * stolen token of a misconfigured or compromised issuer work for hours (`AUTH_MAX_TOKEN_LIFETIME_S`).
+ */
+export const DEFAULT_MAX_TOKEN_LIFETIME_S = 300;
 const VERIFIED_CACHE_MS = 60_000;
 const VERIFIED_CACHE_SIZE = 10_000;
 
@@ -59,6 +67,7 @@ export function principalFromClaims(payload: JWTPayload, issuer: string): Princi
     if (!m || consumer.authority !== 'iso6523-actorid-upis') {
       throw new TokenError('invalid', 'consumer must be {authority: "iso6523-actorid-upis", ID: "0192:<orgnr>"}');
     }
+    if (!isValidOrgnr(m[1])) throw new TokenError('invalid', 'consumer.ID is not an organisation number: its check digit is wrong');
     const scope = typeof payload.scope === 'string' ? payload.scope : '';
     return {
       kind: 'client',
@@ -75,10 +84,25 @@ export function principalFromClaims(payload: JWTPayload, issuer: string): Princi
 }
 
 /**
- * Verifies bearer JWTs from the configured issuers: signature with that issuer's keys only,
- * the algorithm allowlist, `iss`, `aud`, `exp` (required) and `nbf`.
+ * `iat` is required (RFC 9068 access tokens always carry it), may not lie in the future beyond
+ * the clock tolerance, and `exp - iat` may not exceed `maxLifetimeS`.
  */
-export function createTokenVerifier(opts: { issuers: TrustedIssuer[]; audience: string; clockToleranceS: number }): TokenVerifier {
+export function checkTokenTimes(payload: JWTPayload, nowS: number, clockToleranceS: number, maxLifetimeS: number): void {
+  const { iat, exp } = payload;
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new TokenError('invalid', 'token has no iat');
+  if (iat > nowS + clockToleranceS) throw new TokenError('issued-in-future', 'token is issued in the future (iat is ahead of our clock by more than the tolerance)');
+  if (typeof exp === 'number' && exp - iat > maxLifetimeS) {
+    throw new TokenError('lifetime-too-long', `token lifetime (exp - iat) is ${Math.round(exp - iat)} s; at most ${maxLifetimeS} s is accepted`);
+  }
+}
+
+/**
+ * Verifies bearer JWTs from the configured issuers: signature with that issuer's keys only,
+ * the algorithm allowlist, `iss`, `aud`, `exp` and `iat` (required), `nbf`, an `iat` not in the
+ * future, a lifetime of at most `maxLifetimeS`, and a machine client's orgnr check digit.
+ */
+export function createTokenVerifier(opts: { issuers: TrustedIssuer[]; audience: string; clockToleranceS: number; maxLifetimeS?: number }): TokenVerifier {
+  const maxLifetimeS = opts.maxLifetimeS ?? DEFAULT_MAX_TOKEN_LIFETIME_S;
   const keySets = new Map(opts.issuers.map((i) => [i.issuer, keySetFor(i.jwks)]));
   // A client sends the same token with every request until it expires: a token that verified is
   // remembered (by its exact bytes) until its exp, at most VERIFIED_CACHE_MS, so a signature is
@@ -109,8 +133,9 @@ export function createTokenVerifier(opts: { issuers: TrustedIssuer[]; audience: 
         audience: opts.audience,
         algorithms: ALLOWED_ALGORITHMS,
         clockTolerance: opts.clockToleranceS,
-        requiredClaims: ['exp', 'iss', 'aud'],
+        requiredClaims: ['exp', 'iss', 'aud'], // iat: checkTokenTimes, after exp, so an expired token is told so
       });
+      checkTokenTimes(payload, Math.floor(Date.now() / 1000), opts.clockToleranceS, maxLifetimeS);
       return { principal: principalFromClaims(payload, iss), expiresAtMs: (payload.exp ?? 0) * 1000 };
     } catch (err) {
       if (err instanceof TokenError) throw err;

@@ -39,5 +39,10 @@ export function loadConfig(env: Env = process.env): Config {
   return config;
 }
 
+/** Whether synthetic test identities are personIds here: SYNTHETIC_PERSON_IDS, else not in production. */
+export function syntheticPersonIdsAllowed(config: Pick<Config, 'SYNTHETIC_PERSON_IDS' | 'NODE_ENV'>): boolean {
+  return config.SYNTHETIC_PERSON_IDS ?? config.NODE_ENV !== 'production';
+}
+
 export type { TrustedIssuer };
 export { ConfigError };

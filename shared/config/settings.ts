@@ -143,6 +143,8 @@ export const settings = {
   AUTH_AUDIENCE: setting('AUTH_AUDIENCE', 'Required `aud` of every access token', 'postbud', asString),
   AUTH_ISSUERS: setting('AUTH_ISSUERS', 'Trusted token issuers as `issuer=jwks` pairs (JWKS https URL or file), comma separated. Unset outside production: the development issuer only', undefined, asIssuers),
   AUTH_CLOCK_TOLERANCE_S: setting('AUTH_CLOCK_TOLERANCE_S', 'Allowed clock skew when checking exp/nbf', '30', asInt(0, 300)),
+  AUTH_MAX_TOKEN_LIFETIME_S: setting('AUTH_MAX_TOKEN_LIFETIME_S', 'Longest token lifetime (exp - iat) accepted; longer-lived tokens are refused (Maskinporten and ID-porten issue 120 s by default)', '300', asInt(30, 86_400)),
+  SYNTHETIC_PERSON_IDS: setting('SYNTHETIC_PERSON_IDS', 'Accept synthetic test identities as personIds (month + 80 as issued by Test Norge/Tenor, month + 40 as NAV\'s, also as D-numbers). Unset: accepted unless NODE_ENV=production', undefined, asBool),
   RATE_LIMIT_PER_MINUTE: setting('RATE_LIMIT_PER_MINUTE', 'Requests per minute per client (token org or IP) before 429', '6000', asInt(1, 10_000_000)),
   SHUTDOWN_GRACE_MS: setting('SHUTDOWN_GRACE_MS', 'How long a stopping service waits for in-flight requests and jobs', '10000', asInt(100, 600_000)),
   OUTBOX_POLL_MS: setting('OUTBOX_POLL_MS', 'Outbox relay poll interval (it is also woken by NOTIFY)', '1000', asInt(10, 60_000)),

@@ -20,6 +20,7 @@ export async function createServiceDeps(service: string, config: Config): Promis
     issuers: await trustedIssuers(config),
     audience: config.AUTH_AUDIENCE,
     clockToleranceS: config.AUTH_CLOCK_TOLERANCE_S,
+    maxLifetimeS: config.AUTH_MAX_TOKEN_LIFETIME_S,
   });
   return {
     config,

@@ -51,7 +51,7 @@ t.test('one letter end to end, services as processes: seed, send, pull + openssl
   await waitForHttp(`${S}/health/ready`, 60_000);
 
   const sender = (await db.kysely.selectFrom('senders').select('orgnr').where('status', '=', 'active').orderBy('orgnr').limit(1).executeTakeFirstOrThrow()).orgnr;
-  const senderToken = await issueDevToken(dataDir, { org: sender, scope: SCOPES.send, audience: 'postbud' });
+  const senderToken = await issueDevToken(dataDir, { org: sender, scope: `${SCOPES.send} ${SCOPES.lookupDigitalPost}`, audience: 'postbud' });
   const asSender = { authorization: `Bearer ${senderToken}` };
   const examples = JSON.parse(readFileSync(path.join(dataDir, 'seed-persons.json'), 'utf8')) as Record<string, string[]>;
 

@@ -62,7 +62,7 @@ t.test('tokens and guards', async (t) => {
   });
 
   await t.test('an expired token is refused with its own type', async (t) => {
-    const expired = await signWithDevKey(deps.dataDir, { iss: DEV_ISSUER, aud, exp: now() - 3600, scope: 'postbud:send', consumer: consumer(ORG) });
+    const expired = await signWithDevKey(deps.dataDir, { iss: DEV_ISSUER, aud, iat: now() - 3660, exp: now() - 3600, scope: 'postbud:send', consumer: consumer(ORG) });
     await rejected(t, await get('/send', expired), 401, 'token-expired');
   });
 
@@ -89,6 +89,40 @@ t.test('tokens and guards', async (t) => {
     await rejected(t, await get('/send', bad), 401, 'unauthenticated');
     const noSubject = await signWithDevKey(deps.dataDir, { iss: DEV_ISSUER, aud, exp: now() + 60, scope: 'postbud:send' });
     await rejected(t, await get('/send', noSubject), 401, 'unauthenticated');
+  });
+
+  await t.test('forged times: an iat in the future, a lifetime over the maximum, no iat', async (t) => {
+    const max = deps.config.AUTH_MAX_TOKEN_LIFETIME_S;
+    t.equal(max, 300, 'the default maximum lifetime is 300 s');
+    const claims = { iss: DEV_ISSUER, aud, scope: 'postbud:send', consumer: consumer(ORG) };
+    const sign = (c: Record<string, unknown>) => signWithDevKey(deps.dataDir, { ...claims, ...c });
+    const ok = await get('/send', await sign({ iat: now(), exp: now() + max }));
+    t.equal(ok.statusCode, 200, 'a token of exactly the maximum lifetime is accepted');
+    const future = await get('/send', await sign({ iat: now() + 3600, exp: now() + 3660 }));
+    await rejected(t, future, 401, 'unauthenticated');
+    t.match(future.json().detail, /issued in the future/);
+    t.match(future.headers['www-authenticate'], /invalid_token/);
+    const skew = await get('/send', await sign({ iat: now() + deps.config.AUTH_CLOCK_TOLERANCE_S + 5, exp: now() + 100 }));
+    await rejected(t, skew, 401, 'unauthenticated');
+    const long = await get('/send', await sign({ iat: now(), exp: now() + max + 1 }));
+    await rejected(t, long, 401, 'unauthenticated');
+    t.match(long.json().detail, /lifetime/);
+    const day = await get('/send', await sign({ iat: now() - 60, exp: now() + 86_400 }));
+    await rejected(t, day, 401, 'unauthenticated');
+    const noIat = await get('/send', await sign({ exp: now() + 60 }));
+    await rejected(t, noIat, 401, 'unauthenticated');
+    const cited = await get('/me', await signWithDevKey(deps.dataDir, { iss: DEV_ISSUER, aud, pid: '01017012345', acr: 'idporten-loa-high', iat: now(), exp: now() + 7200 }));
+    await rejected(t, cited, 401, 'unauthenticated');
+  });
+
+  await t.test('a consumer.ID whose orgnr fails its check digit is refused', async (t) => {
+    const valid = await signWithDevKey(deps.dataDir, { iss: DEV_ISSUER, aud, iat: now(), exp: now() + 60, scope: 'postbud:send', consumer: consumer(ORG) });
+    t.equal((await get('/send', valid)).statusCode, 200);
+    for (const org of ['991825828', '991825820', '000000001', '123456789']) {
+      const res = await get('/send', await signWithDevKey(deps.dataDir, { iss: DEV_ISSUER, aud, iat: now(), exp: now() + 60, scope: 'postbud:send', consumer: consumer(org) }));
+      await rejected(t, res, 401, 'unauthenticated');
+      t.match(res.json().detail, /check digit/, `${org} is refused for its check digit`);
+    }
   });
 
   await t.test('citizens and machine clients cannot use each other’s routes', async (t) => {

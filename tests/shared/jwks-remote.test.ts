@@ -23,7 +23,7 @@ t.test('an issuer configured with a JWKS URL is fetched over HTTP', async (t) =>
   const config = loadConfig({ AUTH_ISSUERS: `${issuer}=${jwksUrl}`, AUTH_AUDIENCE: 'postbud-test', NODE_ENV: 'production' });
   const verifier = createTokenVerifier({ issuers: config.AUTH_ISSUERS!, audience: config.AUTH_AUDIENCE, clockToleranceS: 0 });
   const sign = (claims: Record<string, unknown>) =>
-    new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'mp-1' }).setIssuer(issuer).setAudience('postbud-test').setExpirationTime('2m').sign(privateKey);
+    new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'mp-1' }).setIssuer(issuer).setAudience('postbud-test').setIssuedAt().setExpirationTime('2m').sign(privateKey);
 
   const p = await verifier.verify(await sign({ scope: 'postbud:send postbud:lookup', consumer: consumer('974760673') }));
   t.equal(p.kind, 'client');

@@ -1,8 +1,8 @@
-import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { createLogger } from '../../shared/logging/logger.js';
 import { createApp } from '../../shared/app/create-app.js';
 import { testDeps } from '../helpers/service.js';
+import { captureLog } from '../helpers/log-capture.js';
 
 const PERSON_ID = '01017012345';
 const EMAIL = 'kari.nordmann@example.no';
@@ -10,16 +10,7 @@ const PHONE = '+4799887766';
 const TITLE = 'Vedtak om barnebidrag';
 const DOC = 'JVBERi0xLjcKc2VjcmV0IGNvbnRlbnQ=';
 
-function capture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  });
-  return { lines, stream };
-}
+const capture = captureLog;
 
 const assertClean = (t: Test, text: string) => {
   for (const secret of [PERSON_ID, EMAIL, PHONE, TITLE, DOC]) t.notMatch(text, secret, `no ${secret.slice(0, 6)}… in logs`);

@@ -140,11 +140,15 @@ t.test('status, timeline, lists, receipts, capabilities, expiry', async (t) => {
       status: 'ACTIVE',
       reserved: false,
       canNotify: true,
-      digital: { possible: true, provider: { orgnr: DIGIPOST, name: 'Digipost' }, mailboxAddress: 'ola.nordmann#1', securityLevels: [3, 4] },
-      print: { possible: true, provider: { orgnr: PRINTER, name: 'Test Print' } },
+      reason: null,
+      canNotifyReason: null,
+      digital: { possible: true, reason: null, provider: null, mailboxAddress: null, securityLevels: [3, 4] },
+      print: { possible: true, reason: null, provider: { orgnr: PRINTER, name: 'Test Print' } },
     });
+    const withScope = await get(`/v1/capabilities/${PERSONS.digital}`, await svc.token({ org: SENDER, scope: `${SCOPES.send} ${SCOPES.lookupDigitalPost}` }));
+    t.match(withScope.json(), { digital: { possible: true, provider: { orgnr: DIGIPOST, name: 'Digipost' }, mailboxAddress: 'ola.nordmann#1' } }, 'the mailbox only with the digital-post scope');
     t.notOk(digital.body.includes('ola@example.no'));
-    t.match((await get(`/v1/capabilities/${PERSONS.reserved}`)).json(), { reserved: true, digital: { possible: false, provider: null }, print: { possible: true } });
+    t.match((await get(`/v1/capabilities/${PERSONS.reserved}`)).json(), { reserved: true, reason: 'RESERVED', digital: { possible: false, reason: 'RESERVED', provider: null }, print: { possible: true } });
     t.match((await get(`/v1/capabilities/${PERSONS.notRegistered}`)).json(), { status: 'NOT_REGISTERED', digital: { possible: false }, print: { possible: false } });
     t.match((await get(`/v1/capabilities/${PERSONS.deleted}`)).json(), { status: 'DELETED', print: { possible: false } });
     t.equal((await get('/v1/capabilities/12345678901')).statusCode, 400);
