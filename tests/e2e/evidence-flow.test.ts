@@ -50,13 +50,13 @@ t.test('evidence end to end, services as processes: the storage service logs the
   const h1 = await waitFor('a head covering the first letter', async () => {
     const r = await fetch(`${S}/v1/evidence/head`);
     return r.ok && ((await r.json()) as SignedHead).treeSize >= 1;
-  }).then(headOf);
+  }, 90_000).then(headOf);
   const id = await send();
   // The bundle once the storage service's sequencer has put the SEALED event in a signed head.
   const bundle = await waitFor('the SEALED event in the log', async () => {
     const b = (await (await fetch(`${I}/v1/messages/${id}/evidence`, { headers: asSender })).json()) as EvidenceBundle;
     return b.events[0]?.leafIndex !== null && b.head && b.head.treeSize > b.events[0]!.leafIndex! ? b : undefined;
-  });
+  }, 90_000);
   t.not(first, id);
   t.same(bundle.documents, [{ sha256: createHash('sha256').update(pdf).digest('hex'), size: pdf.length }], 'the document as sent');
 
