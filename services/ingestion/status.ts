@@ -7,7 +7,7 @@ import { ingestionProblems } from './problems.js';
  * Status as a sender sees it, folded from the evidence log by `message_status()` (migration
  * 0004), and its eFormidling equivalent (docs/ingestion.md).
  */
-export const MESSAGE_STATUSES = ['ACCEPTED', 'DELIVERED', 'NOTIFIED', 'OPENED', 'PRINT_ACCEPTED', 'FAILED', 'EXPIRED'] as const;
+export const MESSAGE_STATUSES = ['ACCEPTED', 'DELIVERED', 'NOTIFIED', 'OPENED', 'PRINT_ACCEPTED', 'FAILED', 'EXPIRED', 'CANCELLED'] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
 export const EFORMIDLING_STATUS: Readonly<Record<MessageStatus, string>> = {
@@ -18,6 +18,8 @@ export const EFORMIDLING_STATUS: Readonly<Record<MessageStatus, string>> = {
   PRINT_ACCEPTED: 'MOTTATT',
   FAILED: 'FEIL',
   EXPIRED: 'LEVETID_UTLOPT',
+  // eFormidling has no withdrawn state; a cancelled letter never reached the citizen.
+  CANCELLED: 'FEIL',
 };
 
 /** Event type -> the status it sets (types not listed leave the status as it was). */
@@ -35,6 +37,8 @@ export function statusOfEvent(type: string, data: Record<string, unknown>): Mess
     case 'FAILED':
     case 'RETURNED':
       return 'FAILED';
+    case 'CANCELLED':
+      return 'CANCELLED';
     case 'ERROR':
       return data.reason === 'EXPIRED' ? 'EXPIRED' : 'FAILED';
     default:
@@ -56,6 +60,8 @@ const VISIBLE_DATA = [
   'repetition',
   'securityLevel',
   'manifestSha256',
+  'moveId',
+  'originalDeliveryId',
 ] as const;
 
 const visible = (data: Record<string, unknown>) => Object.fromEntries(VISIBLE_DATA.filter((k) => data[k] !== undefined).map((k) => [k, data[k]]));
@@ -131,17 +137,40 @@ function decodeCursor(raw: string): Cursor {
   throw new Problem(ingestionProblems.INVALID_CURSOR, 'Pass the nextCursor of a previous page unchanged');
 }
 
+export interface MessageQuery {
+  status?: MessageStatus;
+  /** Exact match on the sender's own reference (unique per sender, so at most one letter). */
+  senderReference?: string;
+  /** Status changed at or after / before. */
+  since?: Date;
+  until?: Date;
+  /** Created at or after / before. */
+  createdFrom?: Date;
+  createdTo?: Date;
+  cursor?: string;
+  limit: number;
+}
+
 /**
  * The sender's messages, oldest first, in pages (keyset on created_at, id). `status` filters on
- * the current status; `since` keeps messages whose status changed at or after it.
+ * the current status; `since`/`until` on when the status last changed; `createdFrom`/`createdTo`
+ * on when the letter was accepted (half-open ranges: from inclusive, to exclusive);
+ * `senderReference` finds the one letter with that reference.
  */
-export async function listMessages(db: Kysely<Database>, org: string, q: { status?: MessageStatus; since?: Date; cursor?: string; limit: number }) {
+export async function listMessages(db: Kysely<Database>, org: string, q: MessageQuery) {
+  for (const [from, to] of [[q.since, q.until], [q.createdFrom, q.createdTo]] as const) {
+    if (from && to && from > to) throw new Problem(ingestionProblems.INVALID_TIME_RANGE, 'The start of a time range must not be after its end');
+  }
   const after = q.cursor ? decodeCursor(q.cursor) : undefined;
   const { rows } = await sql<MessageStatusRow>`${selectWithStatus}
     where m.sender_orgnr = ${org}
       ${after ? sql`and (m.created_at, m.id) > (${after.c}::timestamptz, ${after.i}::uuid)` : sql``}
       ${q.status ? sql`and coalesce(s.status, 'ACCEPTED') = ${q.status}` : sql``}
+      ${q.senderReference !== undefined ? sql`and m.sender_reference = ${q.senderReference}` : sql``}
+      ${q.createdFrom ? sql`and m.created_at >= ${q.createdFrom}` : sql``}
+      ${q.createdTo ? sql`and m.created_at < ${q.createdTo}` : sql``}
       ${q.since ? sql`and coalesce(s.status_at, m.created_at) >= ${q.since}` : sql``}
+      ${q.until ? sql`and coalesce(s.status_at, m.created_at) < ${q.until}` : sql``}
     order by m.created_at, m.id
     limit ${q.limit + 1}`.execute(db);
   const page = rows.slice(0, q.limit);

@@ -69,12 +69,18 @@ async function providerStatus(db: Db, org: string): Promise<void> {
   if (p?.status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
 }
 
+/** A delivery its sender cancelled (services/ingestion/cancel.ts) is gone for the provider: precise 409. */
+export function refuseCancelled(state: DeliveryState): void {
+  if (state === 'CANCELLED') throw new Problem(storageProblems.DELIVERY_CANCELLED, 'The sender cancelled this letter before it was acknowledged');
+}
+
 /** Only the provider the delivery is addressed to finds it; anyone else gets 404, never 403. */
 async function ownDelivery(db: Db, org: string, id: string, forUpdate = false): Promise<ProviderDelivery> {
   let q = deliveryQuery(db).where('d.id', '=', id).where('d.provider_orgnr', '=', org);
   if (forUpdate) q = q.forUpdate('d');
   const row = await q.executeTakeFirst();
   if (!row) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
+  refuseCancelled(row.state);
   return toDelivery(row);
 }
 
@@ -171,6 +177,7 @@ export async function packageFor(ctx: StorageContext, org: string, id: string): 
   const r = rows[0] as PullRow | undefined;
   if (!r) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
   if (r.provider_status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
+  refuseCancelled(r.state);
   const delivery: ProviderDelivery = {
     id: r.id,
     messageId: r.message_id,

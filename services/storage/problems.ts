@@ -8,5 +8,6 @@ export const storageProblems = defineProblems('POSTBUD_STORAGE', {
   HEAD_NOT_FOUND: { slug: 'storage/head-not-found', status: 404, title: 'No such signed tree head' },
   INVALID_HEAD_RANGE: { slug: 'storage/invalid-head-range', status: 400, title: 'The first head must not be larger than the second' },
   LOG_INCOMPLETE: { slug: 'storage/log-incomplete', status: 409, title: 'The evidence log is missing leaves of this head' },
+  DELIVERY_CANCELLED: { slug: 'storage/delivery-cancelled', status: 409, title: 'The sender cancelled this delivery before it was acknowledged' },
   PROVIDER_SUSPENDED: { slug: 'storage/provider-suspended', status: 403, title: 'The provider is suspended' },
 });

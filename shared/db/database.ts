@@ -17,6 +17,7 @@ import type { MessagesTable } from './tables/messages.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.js';
 import type { WebhookPushesTable, WebhooksTable } from './tables/webhooks.js';
 import type { NotificationAttemptsTable } from './tables/notification-attempts.js';
+import type { HubTransportKeysTable, MoveItemsTable, MovesTable } from './tables/moves.js';
 
 /**
  * The whole schema as Kysely sees it: one entry per table, each table's type in its own file
@@ -49,4 +50,7 @@ export interface Database {
   webhooks: WebhooksTable;
   webhook_pushes: WebhookPushesTable;
   notification_attempts: NotificationAttemptsTable;
+  moves: MovesTable;
+  move_items: MoveItemsTable;
+  hub_transport_keys: HubTransportKeysTable;
 }

@@ -21,7 +21,17 @@ export const RECEIPT_TYPES: Readonly<Record<string, string>> = {
   NOTIFIED: 'NOTIFIED',
   // A provider reporting that it could not deliver: the sender sees an ERROR receipt.
   FAILED: 'ERROR',
+  // The sender withdrew the letter before any provider acknowledged it.
+  CANCELLED: 'CANCELLED',
 };
+
+/**
+ * A letter's later life (issue 14). CANCELLED: withdrawn by its sender before acknowledgement
+ * (with a receipt). MOVED_OUT: the citizen's old provider exported it to the hub; MOVED_IN: the
+ * new provider acknowledged it. The move events are on the timeline only (no receipt, no status
+ * change: a moved letter is not delivered again in law, no new alert, no new deadline).
+ */
+export const LIFECYCLE_EVENTS = { CANCELLED: 'CANCELLED', MOVED_OUT: 'MOVED_OUT', MOVED_IN: 'MOVED_IN' } as const;
 
 export const RECEIPT_TYP = 'postbud-receipt+jws';
 

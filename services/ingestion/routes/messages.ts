@@ -4,7 +4,8 @@ import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/g
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { ALLOWED_MIME_TYPES } from '../documents.js';
 import { submitLetter } from '../intake.js';
-import { listMessages, messageStatus, type MessageStatus as Status } from '../status.js';
+import { cancelMessage } from '../cancel.js';
+import { listMessages, messageStatus, type MessageQuery, type MessageStatus as Status } from '../status.js';
 import type { IngestionRouteOptions } from './context.js';
 import { DateTime, errors, MessagePartSchema, MessageStatus, Orgnr, SubmitResponse, Uuid } from './schemas.js';
 
@@ -33,6 +34,15 @@ const TimelineEvent = Type.Object({
 
 const MessageStatusResponse = Type.Object({ ...Summary, timeline: Type.Array(TimelineEvent) });
 const MessageList = Type.Object({ items: Type.Array(Type.Object(Summary)), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+
+const CancelResponse = Type.Object({
+  id: Uuid,
+  status: Type.Literal('CANCELLED'),
+  cancelledAt: DateTime,
+  receiptId: Type.Union([Uuid, Type.Null()], { description: 'The CANCELLED receipt (pull it from /v1/receipts)' }),
+});
+
+const TimeFilter = (description: string) => Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description }));
 
 const MultipartBody = Type.Object(
   {
@@ -99,13 +109,17 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
     {
       onRequest: requireClient(SCOPES.send),
       schema: {
-        summary: 'Your letters, oldest first, by page',
+        summary: 'Your letters, oldest first, by page; find one by senderReference, filter by status and time range',
         tags: ['messages'],
         security: BEARER_SECURITY,
         querystring: Type.Object(
           {
             status: Type.Optional(MessageStatus),
-            since: Type.Optional(Type.String({ format: 'date-time', description: 'Only letters whose status changed at or after this' })),
+            senderReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Your own reference: finds the one letter that has it' })),
+            since: TimeFilter('Only letters whose status changed at or after this'),
+            until: TimeFilter('Only letters whose status changed before this'),
+            createdFrom: TimeFilter('Only letters accepted at or after this'),
+            createdTo: TimeFilter('Only letters accepted before this'),
             cursor: Type.Optional(Type.String({ maxLength: 512 })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })),
           },
@@ -115,13 +129,36 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
       },
     },
     async (request) => {
-      const q = request.query as { status?: Status; since?: string; cursor?: string; limit?: number };
-      return listMessages(deps.db.kysely, clientOf(request).org, {
-        limit: q.limit ?? 50,
-        ...(q.status ? { status: q.status } : {}),
-        ...(q.since ? { since: new Date(q.since) } : {}),
-        ...(q.cursor ? { cursor: q.cursor } : {}),
-      });
+      const q = request.query as { status?: Status; senderReference?: string; since?: string; until?: string; createdFrom?: string; createdTo?: string; cursor?: string; limit?: number };
+      const query: MessageQuery = { limit: q.limit ?? 50 };
+      if (q.status) query.status = q.status;
+      if (q.senderReference !== undefined) query.senderReference = q.senderReference;
+      if (q.cursor) query.cursor = q.cursor;
+      for (const k of ['since', 'until', 'createdFrom', 'createdTo'] as const) if (q[k]) query[k] = new Date(q[k]);
+      return listMessages(deps.db.kysely, clientOf(request).org, query);
+    },
+  );
+
+  app.delete(
+    '/v1/messages/:id',
+    {
+      onRequest: requireClient(SCOPES.send),
+      schema: {
+        summary: 'Cancel one of your letters before any provider has acknowledged it',
+        description:
+          'Withdraws the pending delivery (gone from the provider listing, package purged at once), appends a CANCELLED event and gives you a CANCELLED receipt. ' +
+          'After a provider acknowledged the letter: 409 ingestion/already-delivered. A provider acknowledging at the same moment: exactly one of the two wins. Cancelling again answers the same.',
+        tags: ['messages'],
+        security: BEARER_SECURITY,
+        params: Type.Object({ id: Uuid }),
+        response: { 200: CancelResponse, ...errors(404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { replayed, ...body } = await cancelMessage(deps.db.kysely, opts.storage, clientOf(request).org, (request.params as { id: string }).id, deps.clock?.() ?? new Date());
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      request.log.info({ messageId: body.id, replayed }, 'letter cancelled');
+      return body;
     },
   );
 };

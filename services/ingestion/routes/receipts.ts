@@ -8,7 +8,7 @@ import { DateTime, errors, Uuid } from './schemas.js';
 
 const Receipt = Type.Object({
   id: Uuid,
-  type: Type.String({ description: 'DELIVERED, OPENED, NOTIFIED, NOTIFICATION_FAILED, PRINT_ACCEPTED, RETURNED, ERROR' }),
+  type: Type.String({ description: 'DELIVERED, OPENED, NOTIFIED, NOTIFICATION_FAILED, PRINT_ACCEPTED, RETURNED, ERROR, CANCELLED' }),
   messageId: Uuid,
   createdAt: DateTime,
   jws: Type.String({ description: 'The receipt signed by the hub (ES256, typ postbud-receipt+jws); verify with /.well-known/jwks.json' }),

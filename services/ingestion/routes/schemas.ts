@@ -64,7 +64,7 @@ export type MessagePart = Static<typeof MessagePartSchema>;
 export type PrintPart = Static<typeof PrintSchema>;
 
 export const MessageStatus = Type.Union(
-  ['ACCEPTED', 'DELIVERED', 'NOTIFIED', 'OPENED', 'PRINT_ACCEPTED', 'FAILED', 'EXPIRED'].map((s) => Type.Literal(s)),
+  ['ACCEPTED', 'DELIVERED', 'NOTIFIED', 'OPENED', 'PRINT_ACCEPTED', 'FAILED', 'EXPIRED', 'CANCELLED'].map((s) => Type.Literal(s)),
   { description: 'See docs/ingestion.md for the mapping onto eFormidling statuses' },
 );
 

@@ -1,7 +1,9 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 
 export type DeliveryRoute = 'DIGITAL' | 'PRINT';
-export type DeliveryState = 'READY' | 'DELIVERED' | 'OPENED' | 'PRINT_ACCEPTED' | 'PRINTED' | 'RETURNED' | 'FAILED';
+export type DeliveryState = 'READY' | 'DELIVERED' | 'OPENED' | 'PRINT_ACCEPTED' | 'PRINTED' | 'RETURNED' | 'FAILED' | 'CANCELLED' | 'MOVED';
+/** ORIGINAL: made by the intake; MOVED: a delivered letter offered again to the citizen's new provider. */
+export type DeliveryKind = 'ORIGINAL' | 'MOVED';
 
 /** One package addressed to one provider (a digital mailbox provider or the print provider). */
 export interface DeliveriesTable {
@@ -29,6 +31,16 @@ export interface DeliveriesTable {
   created_at: ColumnType<Date, Date | undefined, never>;
   acked_at: Date | null;
   updated_at: ColumnType<Date, Date | undefined, Date>;
+  kind: ColumnType<DeliveryKind, DeliveryKind | undefined, DeliveryKind>;
+  /** MOVED: the delivery at the old provider this one continues, and its times. */
+  original_delivery_id: ColumnType<string | null, string | null | undefined, string | null>;
+  original_delivered_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  original_opened_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** When the provider reported OPENED (set from migration 0020 on). */
+  opened_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  cancelled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** When the old provider exported it for a move (state MOVED). */
+  moved_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export type DeliveryRow = Selectable<DeliveriesTable>;

@@ -66,7 +66,8 @@ t.test('status, timeline, lists, receipts, capabilities, expiry', async (t) => {
     t.equal(statusOfEvent('ERROR', { reason: 'EXPIRED' }), 'EXPIRED');
     t.equal(statusOfEvent('ERROR', {}), 'FAILED');
     t.equal(statusOfEvent('PURGED', {}), undefined);
-    t.same(Object.keys(EFORMIDLING_STATUS).sort(), ['ACCEPTED', 'DELIVERED', 'EXPIRED', 'FAILED', 'NOTIFIED', 'OPENED', 'PRINT_ACCEPTED']);
+    t.equal(statusOfEvent('CANCELLED', {}), 'CANCELLED');
+    t.same(Object.keys(EFORMIDLING_STATUS).sort(), ['ACCEPTED', 'CANCELLED', 'DELIVERED', 'EXPIRED', 'FAILED', 'NOTIFIED', 'OPENED', 'PRINT_ACCEPTED']);
     const { id } = await send();
     await event(id, 'FAILED', { reason: 'mailbox closed' });
     t.match((await get(`/v1/messages/${id}`)).json(), { status: 'FAILED', eFormidlingStatus: 'FEIL' });
