@@ -117,7 +117,7 @@ function spawnCounted(script: string, args: string[], env: NodeJS.ProcessEnv): C
 }
 
 /** The ingestion service as its own process (the load generator then has this one to itself). */
-async function startIngestion(databaseUrl: string, pgDataDir: string | undefined, dataDir: string, prefix: string): Promise<Target> {
+export async function startIngestion(databaseUrl: string, pgDataDir: string | undefined, dataDir: string, prefix: string): Promise<Target> {
   const port = await freePort();
   const child = spawnCounted('services/ingestion/main.ts', [], serviceEnv({ DATABASE_URL: databaseUrl, DATA_DIR: dataDir, INGESTION_PORT: String(port), QUEUE_PREFIX: prefix }));
   const url = `http://127.0.0.1:${port}`;

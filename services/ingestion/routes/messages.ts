@@ -4,10 +4,11 @@ import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/g
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { ALLOWED_MIME_TYPES } from '../documents.js';
 import { submitLetter } from '../intake.js';
+import { LetterPartSchema, submitBatch } from '../bulk.js';
 import { cancelMessage } from '../cancel.js';
 import { listMessages, messageStatus, type MessageQuery, type MessageStatus as Status } from '../status.js';
 import type { IngestionRouteOptions } from './context.js';
-import { DateTime, errors, MessagePartSchema, MessageStatus, Orgnr, SubmitResponse, Uuid } from './schemas.js';
+import { DateTime, errors, MessagePartSchema, MessageStatus, Orgnr, ProblemSchema, SubmitResponse, Uuid } from './schemas.js';
 
 const Summary = {
   id: Uuid,
@@ -41,6 +42,28 @@ const CancelResponse = Type.Object({
   cancelledAt: DateTime,
   receiptId: Type.Union([Uuid, Type.Null()], { description: 'The CANCELLED receipt (pull it from /v1/receipts)' }),
 });
+
+const BatchResult = Type.Object({
+  index: Type.Integer({ description: 'Position of the letter in the batch, from 0' }),
+  idempotencyKey: Type.String({ maxLength: 255 }),
+  status: Type.Integer({ description: 'What POST /v1/messages would have answered for this letter alone (201, or the problem status)' }),
+  replayed: Type.Optional(Type.Boolean({ description: 'The stored answer of an earlier request with this key' })),
+  message: Type.Optional(SubmitResponse),
+  problem: Type.Optional(ProblemSchema),
+});
+const BatchResponse = Type.Object({
+  letters: Type.Integer(),
+  accepted: Type.Integer(),
+  failed: Type.Integer(),
+  results: Type.Array(BatchResult),
+});
+const BatchBody = Type.Object(
+  {
+    letter: Type.Array(LetterPartSchema),
+    documents: Type.Array(Type.String({ format: 'binary' }), { description: "Each letter's document file parts, in its declared order, right after its `letter` part" }),
+  },
+  { description: 'multipart/form-data: for each letter a `letter` field part (JSON {idempotencyKey, message}), then its documents' },
+);
 
 const TimeFilter = (description: string) => Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description }));
 
@@ -87,6 +110,28 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
       reply.header('location', `/v1/messages/${String(result.body.id)}`);
       return reply.code(result.status).send(result.body);
     },
+  );
+
+  app.post(
+    '/v1/messages/batch',
+    {
+      onRequest: requireClient(SCOPES.send),
+      // Read part by part like the single send; the handler validates each part.
+      validatorCompiler: () => () => true,
+      schema: {
+        summary: 'Send many letters in one request',
+        description:
+          'For each letter a `letter` field part `{idempotencyKey, message}` (message as in POST /v1/messages), then its documents as file parts in the declared order. ' +
+          'Up to BATCH_MAX_LETTERS letters and BATCH_MAX_BYTES of documents. A batch that is malformed as a whole (400/413/415) makes no letter; otherwise every letter is submitted ' +
+          'exactly as a single send would be, with its own idempotency key, and gets its own result (201 with the letter, or its problem).',
+        tags: ['messages'],
+        security: BEARER_SECURITY,
+        consumes: ['multipart/form-data'],
+        body: BatchBody,
+        response: { 200: BatchResponse, ...errors(413, 415) },
+      },
+    },
+    async (request) => submitBatch(opts, request, clientOf(request).org),
   );
 
   app.get(

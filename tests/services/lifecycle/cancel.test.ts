@@ -15,7 +15,7 @@ const PROBLEM = 'https://postbud.dev/problems/';
 t.test('cancel before delivery: withdrawn, purged, CANCELLED receipt; after ack 409; a racing cancel and ack have exactly one winner', async (t) => {
   const env = { KEKS: `k1:${randomBytes(32).toString('base64')}` };
   const ing = await testService(t, ingestion, { env });
-  const sto = await testService(t, storage, { env, databaseUrl: ing.deps.databaseUrl });
+  const sto = await testService(t, storage, { env, databaseUrl: ing.config.DATABASE_URL! });
   const db = ing.deps.db.kysely;
   await seedRegistry(db);
   const sender = { authorization: `Bearer ${await ing.token({ org: SENDER, scope: SCOPES.send })}` };
@@ -106,7 +106,7 @@ t.test('cancel before delivery: withdrawn, purged, CANCELLED receipt; after ack 
   });
 
   await t.test('cancel and ack released together from one row lock: exactly one wins, whichever it is', async (t) => {
-    const holder = new pg.Client({ connectionString: ing.deps.databaseUrl });
+    const holder = new pg.Client({ connectionString: ing.config.DATABASE_URL! });
     await holder.connect();
     t.teardown(() => holder.end());
     const dbName = (await holder.query<{ d: string }>('select current_database() as d')).rows[0]!.d;
