@@ -4,6 +4,7 @@ import { storageContext } from '../../shared/storage/context.js';
 import { readdress, type MailboxChanged } from './deliveries.js';
 import { sequenceAll } from '../../shared/evidence/log.js';
 import { purgeEvidence, purgeExpired } from './retention.js';
+import { failOverdueMoves } from './moves.js';
 
 export const STORAGE_QUEUE = 'storage';
 
@@ -56,11 +57,24 @@ export async function startStorageBackground(deps: ServiceDeps): Promise<Backgro
   const sequencer = setInterval(sequence, deps.config.EVIDENCE_HEAD_SECONDS * 1000);
   sequencer.unref();
   sequence();
+  // Moves whose old provider never answered end FAILED at their deadline (MOVE_TIMEOUT_SECONDS).
+  let moving: Promise<unknown> = Promise.resolve();
+  const moveSweep = () => {
+    moving = failOverdueMoves(ctx)
+      .then((n) => {
+        if (n) log?.info({ moves: n }, 'overdue moves ended');
+      })
+      .catch((err: unknown) => log?.warn({ err }, 'move deadline sweep failed; retrying next period'));
+  };
+  const moveTimer = setInterval(moveSweep, deps.config.MOVE_SWEEP_SECONDS * 1000);
+  moveTimer.unref();
 
   return {
     async stop() {
       clearInterval(timer);
       clearInterval(sequencer);
+      clearInterval(moveTimer);
+      await moving;
       await worker.close();
       await running;
       await sequencing;

@@ -1,12 +1,13 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
-import type { DeliveryRoute, DeliveryRow, DeliveryState } from '../../shared/db/tables/deliveries.js';
+import type { DeliveryKind, DeliveryRoute, DeliveryRow, DeliveryState } from '../../shared/db/tables/deliveries.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { appendEvent, appendEvents } from '../../shared/evidence/events.js';
 import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
 import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
+import { movedIn } from './moves.js';
 import { storageProblems } from './problems.js';
 
 /** A delivery as its provider's operations need it, with the certificate to encrypt for. */
@@ -24,6 +25,10 @@ export interface ProviderDelivery extends EnvelopeTarget {
   packageStatus: string;
   leasedUntil: Date | null;
   ackedAt: Date | null;
+  /** MOVED: a delivered letter offered again after the citizen moved (services/storage/moves.ts). */
+  kind?: DeliveryKind;
+  originalDeliveredAt?: Date | null;
+  originalOpenedAt?: Date | null;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -50,6 +55,9 @@ function deliveryQuery(db: Db) {
       'd.state',
       'd.leased_until as leasedUntil',
       'd.acked_at as ackedAt',
+      'd.kind',
+      'd.original_delivered_at as originalDeliveredAt',
+      'd.original_opened_at as originalOpenedAt',
       'd.package_id as packageId',
       'd.envelope_header as envelopeHeader',
       'd.envelope_cert_sha256 as envelopeCertSha256',
@@ -250,6 +258,11 @@ export async function acknowledgeMany(ctx: StorageContext, org: string, ids: rea
     const found = new Map(rows.map((r) => [r.id, toDelivery(r)]));
     const ackedAt = new Date();
     const ready = [...found.values()].filter((d) => d.state === 'READY');
+    // A moved letter (services/storage/moves.ts) was delivered in law long ago: MOVED_IN on the
+    // chain instead of DELIVERED, no receipt, no alert.
+    const moved = ready.filter((d) => d.kind === 'MOVED');
+    const fresh = ready.filter((d) => d.kind !== 'MOVED');
+    for (const d of moved) await movedIn(trx, ctx, { id: d.id, messageId: d.messageId, senderOrgnr: d.senderOrgnr, providerOrgnr: org }, ackedAt);
     if (ready.length > 0) {
       await sql`update deliveries set state = case route when 'DIGITAL' then 'DELIVERED' else 'PRINT_ACCEPTED' end,
                   acked_at = ${ackedAt}, leased_until = null, updated_at = ${ackedAt}
@@ -257,7 +270,7 @@ export async function acknowledgeMany(ctx: StorageContext, org: string, ids: rea
       await appendEvents(
         trx,
         ctx.hub,
-        ready.map((d) => ({
+        fresh.map((d) => ({
           messageId: d.messageId,
           senderOrgnr: d.senderOrgnr,
           type: ACKED_STATE[d.route],
@@ -265,13 +278,15 @@ export async function acknowledgeMany(ctx: StorageContext, org: string, ids: rea
           data: { deliveryId: d.id, providerOrgnr: org, fingerprint: d.fingerprint?.toString('hex') ?? null },
         })),
       );
-      const digital = ready.filter((d) => d.route === 'DIGITAL');
+      const digital = fresh.filter((d) => d.route === 'DIGITAL');
       if (digital.length > 0) await enqueue(trx, digital.map((d) => ({ queue: 'notification', name: 'delivery-event', data: { messageId: d.messageId, type: 'DELIVERED' } })));
     }
     return ids.map((id): AckResult => {
       const d = found.get(id);
       if (!d) return { id, problem: new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you') };
       if (d.state === 'FAILED') return { id, problem: new Problem(storageProblems.INVALID_TRANSITION, 'The delivery was reported as failed') };
+      // Cancelled by its sender (services/ingestion/cancel.ts) under the same row lock: the ack lost.
+      if (d.state === 'CANCELLED') return { id, problem: new Problem(storageProblems.DELIVERY_CANCELLED, 'The sender cancelled this letter before it was acknowledged') };
       if (d.state === 'READY') return { id, status: status({ ...d, state: ACKED_STATE[d.route], ackedAt }) };
       return { id, status: status(d) };
     });
@@ -301,12 +316,14 @@ export async function reportEvent(ctx: StorageContext, org: string, id: string, 
     const now = new Date();
     await trx
       .updateTable('deliveries')
-      .set({ state: target, leased_until: null, updated_at: now, ...(d.state === 'READY' ? { acked_at: now } : {}) })
+      .set({ state: target, leased_until: null, updated_at: now, ...(d.state === 'READY' ? { acked_at: now } : {}), ...(ev.type === 'OPENED' ? { opened_at: new Date(ev.at) } : {}) })
       .where('id', '=', d.id)
       .execute();
     const { type, ...data } = ev;
-    await appendEvent(trx, ctx.hub, { messageId: d.messageId, senderOrgnr: d.senderOrgnr, type, at: now, data: { deliveryId: d.id, providerOrgnr: org, ...data } });
-    if (type === 'OPENED') await notifyAlerts(trx, d, type);
+    // A moved letter opened again at the new provider: OPENED (and its receipt) only if it never was before.
+    const moved = d.kind === 'MOVED';
+    await appendEvents(trx, ctx.hub, [{ messageId: d.messageId, senderOrgnr: d.senderOrgnr, type, at: now, data: { deliveryId: d.id, providerOrgnr: org, ...data }, once: moved && type === 'OPENED' }]);
+    if (type === 'OPENED' && !moved) await notifyAlerts(trx, d, type);
     return status({ ...d, state: target, ackedAt: d.state === 'READY' ? now : d.ackedAt });
   });
 }

@@ -49,6 +49,8 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
           size: envelope.size,
           fingerprint: envelope.fingerprint.toString('hex'),
           leasedUntil: iso(d.leasedUntil)!,
+          kind: d.kind ?? 'ORIGINAL',
+          ...(d.kind === 'MOVED' ? { original: { senderOrgnr: d.senderOrgnr, deliveredAt: iso(d.originalDeliveredAt ?? null), openedAt: iso(d.originalOpenedAt ?? null) } } : {}),
         })),
       };
     },

@@ -4,12 +4,14 @@ import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import deliveries from './deliveries.js';
 import evidence from './evidence.js';
+import moves from './moves.js';
 
 /** The storage service's resources; each resource registers from its own file. */
 const routes: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) => {
   registerJwksRoute(app, () => storageContext(deps).hub);
   await app.register(deliveries, { deps });
   await app.register(evidence, { deps });
+  await app.register(moves, { deps });
 };
 
 export default routes;

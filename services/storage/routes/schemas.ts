@@ -4,8 +4,11 @@ import { ProblemSchema, errors, DateTime, Uuid } from '../../../shared/app/schem
 export const DeliveryParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 
 export const State = Type.Union(
-  ['READY', 'DELIVERED', 'OPENED', 'PRINT_ACCEPTED', 'PRINTED', 'RETURNED', 'FAILED'].map((s) => Type.Literal(s)),
-  { description: 'READY until acknowledged; DELIVERED/PRINT_ACCEPTED on ack; then OPENED, PRINTED, RETURNED or FAILED' },
+  ['READY', 'DELIVERED', 'OPENED', 'PRINT_ACCEPTED', 'PRINTED', 'RETURNED', 'FAILED', 'CANCELLED', 'MOVED'].map((s) => Type.Literal(s)),
+  {
+    description:
+      'READY until acknowledged; DELIVERED/PRINT_ACCEPTED on ack; then OPENED, PRINTED, RETURNED or FAILED. CANCELLED: withdrawn by the sender before ack. MOVED: exported to the hub when the citizen moved their mail',
+  },
 );
 
 export const PrintInstructionsSchema = Type.Object(
@@ -32,6 +35,16 @@ export const DeliverySummary = Type.Object({
   size: Type.Integer({ description: 'Exact byte length of the package download' }),
   fingerprint: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 (hex) of the exact CMS bytes of the package download; also its ETag' }),
   leasedUntil: DateTime,
+  kind: Type.Union([Type.Literal('ORIGINAL'), Type.Literal('MOVED')], {
+    description: 'MOVED: a letter delivered earlier to the citizen at another provider, moved here at their request (no alert, no new deadline; acknowledging it is MOVED_IN, not DELIVERED)',
+  }),
+  original: Type.Optional(
+    Type.Object({
+      senderOrgnr: Type.String({ pattern: '^[0-9]{9}$' }),
+      deliveredAt: Type.Union([DateTime, Type.Null()], { description: 'When the first provider acknowledged it' }),
+      openedAt: Type.Union([DateTime, Type.Null()], { description: 'When the citizen first opened it, where known' }),
+    }, { description: 'On MOVED deliveries: the original delivery' }),
+  ),
 });
 
 export const DeliveryList = Type.Object({
