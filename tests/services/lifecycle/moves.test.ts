@@ -15,7 +15,7 @@ import { opensslSealFor } from './move-helpers.js';
 const P = 'https://postbud.dev/problems/';
 const digipost = providerCert('Digipost');
 const eboks = providerCert('e-Boks');
-const [ola, kari, per, lise] = syntheticPersonIdList(4, 77);
+const [ola, kari, per, lise] = syntheticPersonIdList(4, 77) as [string, string, string, string];
 
 t.test('moving delivered mail: request, provider export, MOVED deliveries, progress, deadline, who may do what', async (t) => {
   const ts = await testService(t, service, { env: { MOVE_TIMEOUT_SECONDS: '3600' } });
@@ -36,7 +36,7 @@ t.test('moving delivered mail: request, provider export, MOVED deliveries, progr
   const asEboks = await auth(EBOKS);
 
   // Three letters delivered to Ola at Digipost (one opened), one to Kari, one still READY for Ola.
-  const delivered = [];
+  const delivered: (Awaited<ReturnType<typeof seedDelivery>> & { zip: Buffer })[] = [];
   for (let i = 0; i < 3; i++) {
     const s = await seedDelivery(ts.deps, { providerOrgnr: DIGIPOST, mailboxAddress: 'ola#dp', personId: ola });
     const cms = (await ts.app.inject({ method: 'GET', url: `/v1/deliveries/${s.id}/package`, headers: asDigipost })).rawPayload;
