@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { BEARER_SECURITY, citizenOf, clientOf, requireCitizen, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
+import { commonProblems, Problem } from '../../../shared/errors/problem.js';
 import { certificatePem, hubTransportKey } from '../../../shared/crypto/transport-key.js';
 import type { MoveState } from '../../../shared/db/tables/moves.js';
 import { storageContext } from '../../../shared/storage/context.js';
@@ -169,7 +170,8 @@ const moves: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) =
     async (request) => {
       const { id } = request.params as { id: string };
       const body = request.body;
-      const cms = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+      if (!Buffer.isBuffer(body)) throw new Problem(commonProblems.UNSUPPORTED_MEDIA_TYPE, 'Send the CMS bytes as application/pkcs7-mime');
+      const cms = body;
       const r = await receiveExport(ctx(), clientOf(request).org, id, cms, { maxBytes: config.MESSAGE_MAX_BYTES, now: deps.clock?.() ?? new Date() });
       request.log.info({ exportId: id, state: r.state }, 'move export received');
       return r;

@@ -105,6 +105,8 @@ t.test('moving delivered mail: request, provider export, MOVED deliveries, progr
     res = await put(item(0).id, await opensslSealFor(t, delivered[0]!.zip, transportCertificate.pem), asEboks);
     t.equal(res.statusCode, 404, "another provider's export request is not found");
     t.equal((await put('not-a-uuid', Buffer.from('x'))).statusCode, 400);
+    const asJson = await ts.app.inject({ method: 'PUT', url: `/v1/moves/exports/${item(0).id}/package`, headers: { ...asDigipost, 'content-type': 'application/json' }, payload: { cms: 'x' } });
+    t.equal(asJson.statusCode, 415, 'not CMS bytes');
     t.equal((await put(item(0).id, Buffer.from('x'), await auth(DIGIPOST, SCOPES.send))).statusCode, 403);
 
     for (const i of [0, 1]) {
