@@ -7,6 +7,7 @@ import { commonProblems, Problem, type ProblemBody } from '../../shared/errors/p
 import { isValidIdempotencyKey } from './idempotency.js';
 import { requireActiveSender, submitLetter, type IntakeContext, type SubmitResult } from './intake.js';
 import { ingestionProblems } from './problems.js';
+import { mapLimit } from '../../shared/runtime/map-limit.js';
 
 /**
  * POST /v1/messages/batch: many letters in one request. The body is multipart/form-data: for
@@ -149,20 +150,6 @@ export async function submitParsedLetter(ctx: IntakeContext, request: FastifyReq
     log: request.log,
   } as unknown as FastifyRequest;
   return submitLetter(ctx, view, org);
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
 }
 
 /** The batch: sender check, parse, then every letter through the seam, a few at a time, each with its own result. */

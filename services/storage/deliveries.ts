@@ -9,6 +9,7 @@ import type { StorageContext } from '../../shared/storage/context.js';
 import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
 import { movedIn } from './moves.js';
 import { storageProblems } from './problems.js';
+import { mapLimit } from '../../shared/runtime/map-limit.js';
 
 /** A delivery as its provider's operations need it, with the certificate to encrypt for. */
 export interface ProviderDelivery extends EnvelopeTarget {
@@ -90,20 +91,6 @@ async function ownDelivery(db: Db, org: string, id: string, forUpdate = false): 
   if (!row) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
   refuseCancelled(row.state);
   return toDelivery(row);
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
 }
 
 /**

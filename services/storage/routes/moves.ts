@@ -22,7 +22,8 @@ const Counts = {
   failed: Type.Integer({ description: 'Not handed over before the deadline' }),
   pending: Type.Integer(),
 };
-const MoveSchema = Type.Object({
+/** What operators see of a move (no personId); the citizen sees the items and the notice too. */
+const MoveSummary = {
   id: Uuid,
   state: MoveStateSchema,
   failureReason: Type.Union([Type.String({ maxLength: 100 }), Type.Null()]),
@@ -32,6 +33,9 @@ const MoveSchema = Type.Object({
   deadlineAt: DateTime,
   finishedAt: Type.Union([DateTime, Type.Null()]),
   ...Counts,
+};
+const MoveSchema = Type.Object({
+  ...MoveSummary,
   items: Type.Array(
     Type.Object({ id: Uuid, messageId: Uuid, fromProviderOrgnr: Orgnr, state: ItemState, reason: Type.Union([Type.String({ maxLength: 100 }), Type.Null()]), newDeliveryId: Type.Union([Uuid, Type.Null()]) }),
   ),
@@ -209,19 +213,7 @@ const moves: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) =
         querystring: Type.Object({ state: Type.Optional(MoveStateSchema), limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }, { additionalProperties: false }),
         response: {
           200: Type.Object({
-            moves: Type.Array(
-              Type.Object({
-                id: Uuid,
-                state: MoveStateSchema,
-                failureReason: Type.Union([Type.String({ maxLength: 100 }), Type.Null()]),
-                toProviderOrgnr: Orgnr,
-                fromProviderOrgnrs: Type.Array(Orgnr),
-                createdAt: DateTime,
-                deadlineAt: DateTime,
-                finishedAt: Type.Union([DateTime, Type.Null()]),
-                ...Counts,
-              }),
-            ),
+            moves: Type.Array(Type.Object(MoveSummary)),
           }),
           ...errors(),
         },
