@@ -8,7 +8,7 @@ import { appendEvent, appendEvents } from '../../shared/evidence/events.js';
 import { findRecipients, type Recipient } from '../../shared/registry/recipients.js';
 import { alertQueueOf, type AlertJob } from './schedule.js';
 import type { NotificationContext } from './context.js';
-import { alertText, invitationText, pickLanguage, type AlertText } from './texts.js';
+import { alertText, invitationText, pickLanguage, type AlertText, moveNoticeText, type MoveNoticeFacts } from './texts.js';
 import { PermanentSendError, TransientSendError } from './transports/types.js';
 import { nextInWindow } from './window.js';
 import { Group } from './group.js';
@@ -204,6 +204,7 @@ function unusable(a: Claimed, r: Recipient | undefined): FailReason | undefined 
 function content(a: Claimed, r: Recipient): AlertText {
   const senderName = a.sender_name ?? a.sender_orgnr;
   if (a.kind === 'INVITATION') return invitationText(pickLanguage(r.language), senderName);
+  if (a.kind === 'NOTICE') return moveNoticeText(pickLanguage(r.language), a.notice as unknown as MoveNoticeFacts);
   return alertText({
     channel: a.channel,
     language: pickLanguage(r.language, a.message_language),

@@ -94,3 +94,43 @@ export function invitationText(language: Language, senderName: string): AlertTex
   const d = DEFAULTS[language];
   return { subject: d.invitationSubject, body: d.invitation(senderName) };
 }
+
+/** What a move notice says: counts and the new provider; never a link, never a title. */
+export interface MoveNoticeFacts {
+  state: 'COMPLETED' | 'PARTIAL' | 'FAILED' | string;
+  letters: number;
+  moved: number;
+  missing: number;
+  failed: number;
+  toProviderName: string | null;
+}
+
+const MOVE_NOTICE: Record<'nb' | 'nn' | 'en', { subject: string; body: (f: MoveNoticeFacts, to: string) => string }> = {
+  nb: {
+    subject: 'Flytting av posten din fra det offentlige',
+    body: (f, to) =>
+      f.state === 'COMPLETED'
+        ? `Flyttingen til ${to} er ferdig: ${f.moved} av ${f.letters} brev er flyttet.${f.missing ? ` ${f.missing} brev fantes ikke lenger hos den forrige postkassen din (slettet) og kunne ikke flyttes.` : ''}`
+        : `Flyttingen til ${to} ble ikke fullført: ${f.moved} av ${f.letters} brev er flyttet, ${f.failed} fikk vi ikke fra den forrige postkassen din i tide. De ligger fortsatt der, og du kan be om flytting igjen.`,
+  },
+  nn: {
+    subject: 'Flytting av posten din frå det offentlege',
+    body: (f, to) =>
+      f.state === 'COMPLETED'
+        ? `Flyttinga til ${to} er ferdig: ${f.moved} av ${f.letters} brev er flytta.${f.missing ? ` ${f.missing} brev fanst ikkje lenger hos den førre postkassen din (sletta) og kunne ikkje flyttast.` : ''}`
+        : `Flyttinga til ${to} vart ikkje fullført: ${f.moved} av ${f.letters} brev er flytta, ${f.failed} fekk vi ikkje frå den førre postkassen din i tide. Dei ligg framleis der, og du kan be om flytting igjen.`,
+  },
+  en: {
+    subject: 'Moving your public mail',
+    body: (f, to) =>
+      f.state === 'COMPLETED'
+        ? `Your mail has been moved to ${to}: ${f.moved} of ${f.letters} letters.${f.missing ? ` ${f.missing} letters were no longer at your previous mailbox (deleted) and could not be moved.` : ''}`
+        : `Moving your mail to ${to} did not complete: ${f.moved} of ${f.letters} letters were moved, ${f.failed} were not handed over by your previous mailbox in time. They are still there, and you may ask again.`,
+  },
+};
+
+/** The e-mail telling a citizen how their move of delivered mail ended (Northern Sami: the Bokmål text). */
+export function moveNoticeText(language: Language, facts: MoveNoticeFacts): AlertText {
+  const t = MOVE_NOTICE[language === 'se' ? 'nb' : language];
+  return { subject: t.subject, body: t.body(facts, facts.toProviderName ?? 'your new mailbox') };
+}

@@ -6,6 +6,8 @@ import { backoffMs, processAlert } from './send.js';
 import { retryStrandedJobs, sweepLostJobs } from './sweep.js';
 import { Group } from './group.js';
 import { cancelAlerts, scheduleAlerts, type AlertJob, type DeliveryEvent } from './schedule.js';
+import { MOVE_NOTICE_JOB, type MoveNoticeJob } from '../../shared/storage/move-outcome.js';
+import { planMoveNotice } from './notices.js';
 
 const isControlFlow = (err: unknown): boolean =>
   err instanceof DelayedError || err instanceof UnrecoverableError || (err instanceof Error && err.name === 'RateLimitError');
@@ -43,7 +45,8 @@ export async function startWorkers(deps: ServiceDeps): Promise<Background> {
   const workers = [
     ctx.queues.worker<DeliveryEvent>(
       QUEUES.events,
-      resilient<DeliveryEvent>(ctx, (job) => handleDeliveryEvent(ctx, job.data, scheduling)),
+      // The same queue carries storage's move notices (a citizen's move of delivered mail ended).
+      resilient<DeliveryEvent>(ctx, (job) => (job.name === MOVE_NOTICE_JOB ? planMoveNotice(ctx, job.data as unknown as MoveNoticeJob) : handleDeliveryEvent(ctx, job.data, scheduling))),
       { concurrency: 100, ...stalled },
     ),
     ctx.queues.worker<AlertJob>(QUEUES.email, resilient<AlertJob>(ctx, (job, token) => processAlert(ctx, job, token)), {

@@ -10,6 +10,8 @@ import { appendEvent, appendEvents, LIFECYCLE_EVENTS } from '../../shared/eviden
 import { findRecipients } from '../../shared/registry/recipients.js';
 import type { StorageContext } from '../../shared/storage/context.js';
 import { PostgresBlobStore } from '../../shared/storage/blob-store.js';
+import { MOVE_NOTICE_JOB, type MoveNoticeJob } from '../../shared/storage/move-outcome.js';
+import { enqueue } from '../../shared/outbox/outbox.js';
 import { dataKeyContext } from '../../shared/storage/packages.js';
 import { storageProblems } from './problems.js';
 
@@ -229,6 +231,8 @@ async function finishIfDone(trx: Transaction<Database>, moveId: string, now: Dat
   if (c.pending > 0) return;
   const state: MoveState = c.failed === 0 ? 'COMPLETED' : c.moved > 0 ? 'PARTIAL' : 'FAILED';
   await trx.updateTable('moves').set({ state, finished_at: now, citizen_notified_at: now }).where('id', '=', moveId).execute();
+  // The citizen is told by e-mail (notification's NOTICE); the job is a trigger, no personId in it.
+  await enqueue(trx, { queue: 'notification', name: MOVE_NOTICE_JOB, data: { moveId } satisfies MoveNoticeJob });
 }
 
 export interface ExportResult {

@@ -9,7 +9,7 @@ export type AlertChannel = 'email' | 'sms';
 /** One alert (message, channel, repetition) or one invitation e-mail; written by the notification service. */
 export interface NotificationAttemptsTable {
   id: string;
-  kind: 'ALERT' | 'INVITATION';
+  kind: 'ALERT' | 'INVITATION' | 'NOTICE';
   message_id: string | null;
   channel: AlertChannel;
   repetition: ColumnType<number, number | undefined, number>;
@@ -30,6 +30,10 @@ export interface NotificationAttemptsTable {
   claimed_at: NullableTs;
   sent_at: NullableTs;
   finished_at: NullableTs;
+  /** NOTICE: what the e-mail is made from (a move's outcome, MoveOutcome). */
+  notice: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  /** NOTICE: one e-mail per key (`move:<id>`). */
+  notice_key: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type NotificationAttemptRow = Selectable<NotificationAttemptsTable>;

@@ -2,6 +2,9 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { service } from '../../../services/storage/app.js';
 import { failOverdueMoves } from '../../../services/storage/moves.js';
+import { notificationContext } from '../../../services/notification/context.js';
+import { planMoveNotice } from '../../../services/notification/notices.js';
+import { moveNoticeText } from '../../../services/notification/texts.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { checkChain } from '../../../shared/evidence/chain.js';
 import { loadEvents } from '../../../shared/evidence/events.js';
@@ -48,7 +51,9 @@ t.test('moving delivered mail: request, provider export, MOVED deliveries, progr
   const karis = await seedDelivery(ts.deps, { providerOrgnr: DIGIPOST, mailboxAddress: 'kari#dp', personId: kari });
   await ts.app.inject({ method: 'POST', url: `/v1/deliveries/${karis.id}/ack`, headers: asDigipost });
   await seedDelivery(ts.deps, { providerOrgnr: DIGIPOST, mailboxAddress: 'ola#dp', personId: ola }); // READY: re-addressing's business, not a move's
-  const notificationJobs = async () => Number((await sql<{ n: string }>`select count(*) as n from outbox where queue = 'notification'`.execute(db)).rows[0]!.n);
+  const notificationJobs = async () => Number((await sql<{ n: string }>`select count(*) as n from outbox where queue = 'notification' and job_name = 'delivery-event'`.execute(db)).rows[0]!.n);
+  const notices = () => db.selectFrom('outbox').select('payload').where('queue', '=', 'notification').where('job_name', '=', 'citizen-notice').execute();
+  const notification = notificationContext(ts.deps);
   const jobsBefore = await notificationJobs();
 
   let moveId = '';
@@ -123,6 +128,13 @@ t.test('moving delivered mail: request, provider export, MOVED deliveries, progr
     const move = (await ts.app.inject({ method: 'GET', url: `/v1/me/moves/${moveId}`, headers: await citizen(ola, 'idporten-loa-low') })).json();
     t.match(move, { state: 'COMPLETED', letters: 3, moved: 2, missing: 1, failed: 0, pending: 0 });
     t.match(move.notice, /2 letters were moved.*1 were no longer/);
+    // The citizen is told by e-mail: storage asks notification (a trigger, no personId), which plans one NOTICE.
+    t.same((await notices()).map((n) => n.payload), [{ moveId }]);
+    t.equal(await planMoveNotice(notification, { moveId }), 1);
+    t.equal(await planMoveNotice(notification, { moveId }), 0, 'once per move');
+    const attempt = await db.selectFrom('notification_attempts').selectAll().where('kind', '=', 'NOTICE').executeTakeFirstOrThrow();
+    t.match(attempt, { person_id: ola, channel: 'email', message_id: null, notice: { state: 'COMPLETED', letters: 3, moved: 2, missing: 1 } });
+    t.match(moveNoticeText('nb', attempt.notice as never).body, /2 av 3 brev er flyttet\. 1 brev fantes ikke lenger/);
 
     const list = (await ts.app.inject({ method: 'GET', url: '/v1/deliveries', headers: asEboks })).json() as { deliveries: { id: string; messageId: string; kind: string; original?: { deliveredAt: string; openedAt: string | null; senderOrgnr: string }; mailboxAddress: string }[] };
     t.equal(list.deliveries.length, 2, 'two MOVED deliveries for e-Boks');
@@ -163,6 +175,10 @@ t.test('moving delivered mail: request, provider export, MOVED deliveries, progr
     const move = (await ts.app.inject({ method: 'GET', url: `/v1/me/moves/${id}`, headers: await citizen(kari) })).json();
     t.match(move, { state: 'FAILED', failureReason: 'NO_ANSWER_FROM_PROVIDER', failed: 1, moved: 0, items: [{ state: 'FAILED', reason: 'NO_ANSWER_FROM_PROVIDER' }] });
     t.match(move.notice, /failed/);
+    t.equal((await notices()).length, 2, 'the citizen is told this time too');
+    t.equal(await planMoveNotice(notification, { moveId: id }), 1);
+    const told = await db.selectFrom('notification_attempts').select('notice').where('notice_key', '=', `move:${id}`).executeTakeFirstOrThrow();
+    t.match(moveNoticeText('en', told.notice as never).body, /did not complete: 0 of 1 letters were moved, 1 were not handed over/);
     const feed = (await ts.app.inject({ method: 'GET', url: '/v1/moves/exports', headers: asDigipost })).json();
     t.same(feed.exports, [], 'no longer asked');
     const late = await ts.app.inject({ method: 'POST', url: `/v1/moves/exports/${move.items[0].id}/missing`, headers: asDigipost, payload: { reason: 'NOT_FOUND' } });
