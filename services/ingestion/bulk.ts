@@ -28,7 +28,7 @@ export const LetterPartSchema = Type.Object(
 );
 const letterValidator = Compile(LetterPartSchema);
 
-export interface ParsedLetter {
+export interface BatchLetterInput {
   index: number;
   idempotencyKey: string;
   /** The message JSON as sent (validated by the submit path, like a single send's part). */
@@ -66,9 +66,9 @@ function batchPartsError(err: unknown, limits: { letters: number }): Problem {
 }
 
 /** Reads the whole batch into letters (documents in memory, bounded by `maxBytes` in total). */
-export async function parseBatch(request: FastifyRequest, opts: { maxLetters: number; maxBytes: number; maxFilesPerLetter: number }): Promise<ParsedLetter[]> {
+export async function parseBatch(request: FastifyRequest, opts: { maxLetters: number; maxBytes: number; maxFilesPerLetter: number }): Promise<BatchLetterInput[]> {
   if (!request.isMultipart()) throw new Problem(ingestionProblems.MULTIPART_REQUIRED, 'Send multipart/form-data: for each letter a `letter` part, then its documents');
-  const letters: ParsedLetter[] = [];
+  const letters: BatchLetterInput[] = [];
   const keys = new Map<string, number>();
   let total = 0;
   const parts = request.parts({
@@ -135,7 +135,7 @@ export async function parseBatch(request: FastifyRequest, opts: { maxLetters: nu
  * rules and the commit are exactly those of POST /v1/messages. When the intake gets a batching
  * submit function, only this function changes.
  */
-export async function submitParsedLetter(ctx: IntakeContext, request: FastifyRequest, org: string, letter: ParsedLetter): Promise<SubmitResult> {
+export async function submitBatchLetter(ctx: IntakeContext, request: FastifyRequest, org: string, letter: BatchLetterInput): Promise<SubmitResult> {
   const message = JSON.stringify(letter.message ?? null);
   async function* parts(): AsyncGenerator<Multipart> {
     yield { type: 'field', fieldname: 'message', value: message, valueTruncated: false, fieldnameTruncated: false } as unknown as Multipart;
@@ -160,7 +160,7 @@ export async function submitBatch(ctx: IntakeContext, request: FastifyRequest, o
   const results = await mapLimit(letters, config.BATCH_CONCURRENCY, async (letter): Promise<LetterResult> => {
     const base = { index: letter.index, idempotencyKey: letter.idempotencyKey };
     try {
-      const r = await submitParsedLetter(ctx, request, org, letter);
+      const r = await submitBatchLetter(ctx, request, org, letter);
       return { ...base, status: r.status, replayed: r.replayed, message: r.body };
     } catch (err) {
       if (err instanceof Problem) return { ...base, status: err.statusCode, problem: err.body() };

@@ -48,8 +48,8 @@ const ItemParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 const ExportResult = Type.Object({ itemId: Uuid, state: ItemState, newDeliveryId: Type.Union([Uuid, Type.Null()]) });
 const TransportCertificate = Type.Object({
   id: Type.String({ maxLength: 100 }),
-  certificate: Type.String({ description: 'The hub transport certificate, base64 DER (RSA): seal exports for it' }),
-  pem: Type.String(),
+  certificate: Type.String({ maxLength: 16384, description: 'The hub transport certificate, base64 DER (RSA): seal exports for it' }),
+  pem: Type.String({ maxLength: 24576 }),
 });
 
 const moves: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) => {
