@@ -1,11 +1,15 @@
-import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { pipeline, Readable } from 'node:stream';
 import type { Multipart } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import { Compile } from 'typebox/compile';
 import { Type } from 'typebox';
 import { commonProblems, Problem, type ProblemBody } from '../../shared/errors/problem.js';
 import { isValidIdempotencyKey } from './idempotency.js';
-import { requireActiveSender, submitLetter, type IntakeContext, type SubmitResult } from './intake.js';
+import { requireActiveSender, submitParsedLetter, validateMessage, type DeclaredDocument, type DocumentSource, type IntakeContext, type IntakeLog, type SubmitResult } from './intake.js';
+import { DocumentGuard, type SizeBudget } from './documents.js';
+import type { DocumentInput } from '../../shared/crypto/asice.js';
+import type { SenderInfo } from '../../shared/registry/recipients.js';
 import { ingestionProblems } from './problems.js';
 import { mapLimit } from '../../shared/runtime/map-limit.js';
 
@@ -129,38 +133,88 @@ export async function parseBatch(request: FastifyRequest, opts: { maxLetters: nu
 }
 
 /**
- * THE SEAM: submit one parsed letter through the single-send path. Today that is submitLetter
- * fed a request-shaped view of the letter (its key as the Idempotency-Key header, its message as
- * the `message` part, its buffered documents as file parts), so every check, the idempotency
- * rules and the commit are exactly those of POST /v1/messages. When the intake gets a batching
- * submit function, only this function changes.
+ * A batch letter's documents, already in memory, as the intake's DocumentSource: the same order
+ * and name rules as the file parts of a single send (each declared document's file next, with its
+ * name as filename; nothing after the last), then the same guards (type, magic bytes, size) on
+ * the way into the sealer, or only hashed when the key was seen before.
  */
-export async function submitBatchLetter(ctx: IntakeContext, request: FastifyRequest, org: string, letter: BatchLetterInput): Promise<SubmitResult> {
-  const message = JSON.stringify(letter.message ?? null);
-  async function* parts(): AsyncGenerator<Multipart> {
-    yield { type: 'field', fieldname: 'message', value: message, valueTruncated: false, fieldnameTruncated: false } as unknown as Multipart;
-    for (const d of letter.documents) {
-      yield { type: 'file', fieldname: 'document', filename: d.filename, file: Readable.from([d.bytes]) } as unknown as Multipart;
+export function bufferedDocuments(declared: readonly DeclaredDocument[], files: readonly { filename: string; bytes: Buffer }[]): DocumentSource {
+  const fileOf = (i: number): Buffer => {
+    const doc = declared[i]!;
+    const f = files[i];
+    if (!f) throw new Problem(ingestionProblems.MISSING_DOCUMENT, `No file part for document ${JSON.stringify(doc.name)}; send them in the declared order`, { document: doc.name });
+    if (f.filename !== doc.name) {
+      throw new Problem(ingestionProblems.MISSING_DOCUMENT, `Expected the file ${JSON.stringify(doc.name)} next (declared order), got ${JSON.stringify(f.filename)}`, { document: doc.name });
     }
-  }
-  const view = {
-    headers: { 'idempotency-key': letter.idempotencyKey, 'content-length': String(message.length + letter.bytes + 200 * (letter.documents.length + 1)) },
-    isMultipart: () => true,
-    parts,
-    log: request.log,
-  } as unknown as FastifyRequest;
-  return submitLetter(ctx, view, org);
+    return f.bytes;
+  };
+  const noMore = () => {
+    if (files.length > declared.length) throw new Problem(ingestionProblems.UNEXPECTED_PART, `Unexpected file ${JSON.stringify(files[declared.length]!.filename)} after the declared documents`);
+  };
+  return {
+    async *guarded(budget: SizeBudget, failure: { err?: unknown }): AsyncGenerator<DocumentInput> {
+      try {
+        for (const [i, doc] of declared.entries()) {
+          const bytes = fileOf(i);
+          const guard = new DocumentGuard(doc.name, doc.mime, budget);
+          guard.on('error', (err) => (failure.err ??= err));
+          pipeline(Readable.from([bytes]), guard, (err) => {
+            if (err) failure.err ??= err;
+          });
+          yield { name: doc.name, mime: doc.mime, stream: guard };
+        }
+        noMore();
+      } catch (err) {
+        failure.err ??= err;
+        throw err;
+      }
+    },
+    async hashed(budget: SizeBudget) {
+      const out = declared.map((doc, i) => {
+        const bytes = fileOf(i);
+        budget.used += bytes.length;
+        if (budget.used > budget.max) throw new Problem(ingestionProblems.LETTER_TOO_LARGE, `the documents exceed ${budget.max} bytes`);
+        return { name: doc.name, mime: doc.mime, sha256: createHash('sha256').update(bytes).digest('hex') };
+      });
+      noMore();
+      return out;
+    },
+  };
+}
+
+/**
+ * One batch letter through the intake's own path for a parsed letter (submitParsedLetter: the
+ * batched key/recipient lookup, the sealing, the group commit), so every check, the idempotency
+ * rules and the commit are exactly those of POST /v1/messages.
+ */
+export async function submitBatchLetter(ctx: IntakeContext, org: string, sender: SenderInfo, letter: BatchLetterInput, log: IntakeLog): Promise<SubmitResult> {
+  const now = ctx.deps.clock?.() ?? new Date();
+  const valid = validateMessage(letter.message, { maxAttachments: ctx.deps.config.MESSAGE_MAX_ATTACHMENTS, now });
+  return submitParsedLetter(ctx, { org, sender, key: letter.idempotencyKey, valid, documents: bufferedDocuments(valid.documents, letter.documents) }, { now, log });
 }
 
 /** The batch: sender check, parse, then every letter through the seam, a few at a time, each with its own result. */
 export async function submitBatch(ctx: IntakeContext, request: FastifyRequest, org: string) {
   const config = ctx.deps.config;
-  await requireActiveSender(ctx.deps, org);
-  const letters = await parseBatch(request, { maxLetters: config.BATCH_MAX_LETTERS, maxBytes: config.BATCH_MAX_BYTES, maxFilesPerLetter: config.MESSAGE_MAX_ATTACHMENTS + 1 });
+  const sender = await requireActiveSender(ctx.deps, org);
+  // The batch's upload takes one of the intake's upload slots while it is read (load shedding).
+  let release: () => void;
+  try {
+    release = ctx.intake.slots.take(org);
+  } catch (err) {
+    ctx.intake.shed((err as Problem).statusCode === 429 ? 'client' : 'uploads');
+    throw err;
+  }
+  let letters: BatchLetterInput[];
+  try {
+    letters = await parseBatch(request, { maxLetters: config.BATCH_MAX_LETTERS, maxBytes: config.BATCH_MAX_BYTES, maxFilesPerLetter: config.MESSAGE_MAX_ATTACHMENTS + 1 });
+  } finally {
+    release();
+  }
   const results = await mapLimit(letters, config.BATCH_CONCURRENCY, async (letter): Promise<LetterResult> => {
     const base = { index: letter.index, idempotencyKey: letter.idempotencyKey };
     try {
-      const r = await submitBatchLetter(ctx, request, org, letter);
+      const r = await submitBatchLetter(ctx, org, sender, letter, request.log);
       return { ...base, status: r.status, replayed: r.replayed, message: r.body };
     } catch (err) {
       if (err instanceof Problem) return { ...base, status: err.statusCode, problem: err.body() };

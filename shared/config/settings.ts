@@ -184,7 +184,7 @@ export const settings = {
   MESSAGE_MAX_ATTACHMENTS: setting('MESSAGE_MAX_ATTACHMENTS', 'Most attachments beside the main document of one letter', '200', asInt(0, 1000)),
   BATCH_MAX_LETTERS: setting('BATCH_MAX_LETTERS', 'Most letters in one POST /v1/messages/batch', '100', asInt(1, 1000)),
   BATCH_MAX_BYTES: setting('BATCH_MAX_BYTES', 'Largest total size of the documents of one batch (bytes; the batch is held in memory while its letters are submitted)', '33554432', asInt(1024, 1024 * 1024 * 1024)),
-  BATCH_CONCURRENCY: setting('BATCH_CONCURRENCY', 'Letters of one batch submitted at once (each holds a pooled connection while it commits)', '4', asInt(1, 64)),
+  BATCH_CONCURRENCY: setting('BATCH_CONCURRENCY', 'Letters of one batch in the intake at once (they join its batched lookups and group commits like concurrent single sends)', '16', asInt(1, 64)),
   MOVE_TIMEOUT_SECONDS: setting('MOVE_TIMEOUT_SECONDS', 'A move of delivered mail whose old provider has not exported every letter within this ends FAILED (those letters) and the citizen is told', '604800', asInt(1, 365 * 86_400)),
   MOVE_SWEEP_SECONDS: setting('MOVE_SWEEP_SECONDS', 'How often the storage service ends overdue moves', '60', asInt(1, 86_400)),
   IDEMPOTENCY_TTL_HOURS: setting('IDEMPOTENCY_TTL_HOURS', 'How long an Idempotency-Key and its answer are kept (at least 24 hours)', '24', asInt(24, 24 * 365)),

@@ -140,6 +140,30 @@ t.test('cancel before delivery: withdrawn, purged, CANCELLED receipt; after ack 
     t.comment(`winners: ${winners.join(' ')}`);
   });
 
+  await t.test('the batch ack (POST /v1/deliveries/ack) against cancels: each letter has exactly one winner', async (t) => {
+    const letters = [];
+    for (let i = 0; i < 8; i++) letters.push(await send());
+    const [batch, ...cancels] = await Promise.all([
+      sto.app.inject({ method: 'POST', url: '/v1/deliveries/ack', headers: provider, payload: { ids: letters.map((l) => l.deliveryId) } }),
+      ...letters.map((l) => cancel(l.id)),
+    ]);
+    t.equal(batch!.statusCode, 200, batch!.body);
+    const results = batch!.json().results as { id: string; ok: boolean; problem?: { type: string } }[];
+    for (const [i, l] of letters.entries()) {
+      const acked = results.find((r) => r.id === l.deliveryId)!;
+      const cancelled = cancels[i]!.statusCode === 200;
+      t.equal(Number(acked.ok) + Number(cancelled), 1, `letter ${i}: one winner (ack ${acked.ok}, cancel ${cancels[i]!.statusCode})`);
+      if (!acked.ok) t.equal(acked.problem!.type, `${PROBLEM}storage/delivery-cancelled`);
+      const types = (await db.selectFrom('message_events').select('type').where('message_id', '=', l.id).execute()).map((e) => e.type);
+      t.equal(types.filter((x) => x === 'CANCELLED' || x === 'DELIVERED').length, 1);
+    }
+    // The batch also answers a letter cancelled long before with the precise type.
+    const gone = await send();
+    t.equal((await cancel(gone.id)).statusCode, 200);
+    const late = (await sto.app.inject({ method: 'POST', url: '/v1/deliveries/ack', headers: provider, payload: { ids: [gone.deliveryId] } })).json();
+    t.match(late.results, [{ ok: false, problem: { type: `${PROBLEM}storage/delivery-cancelled` } }]);
+  });
+
   await t.test('many cancel/ack pairs at once, no barrier: each letter has exactly one winner', async (t) => {
     const letters = [];
     for (let i = 0; i < 12; i++) letters.push(await send());
