@@ -71,4 +71,5 @@ export function registerQueueMetrics(registry: Registry, ctx: NotificationContex
     },
   });
   registry.registerMetric(ctx.outcomes);
+  registry.registerMetric(ctx.ambiguousSends);
 }
