@@ -128,6 +128,8 @@ export const settings = {
   DATA_DIR: setting('DATA_DIR', 'Folder for embedded Postgres data, development issuer keys and KEKs', '.data', asString),
   DATABASE_URL: setting('DATABASE_URL', 'Postgres to use; unset means `npm start` runs an embedded Postgres under DATA_DIR', undefined, asUrl(['postgres:', 'postgresql:'])),
   DATABASE_POOL_SIZE: setting('DATABASE_POOL_SIZE', 'Connections per service process', '10', asInt(1, 200)),
+  DATABASE_CONNECT_TIMEOUT_MS: setting('DATABASE_CONNECT_TIMEOUT_MS', 'Longest wait for a database connection (pool busy or server unreachable); a request that waits longer is answered 503 with Retry-After', '10000', asInt(100, 600_000)),
+  HEALTH_PROBE_MS: setting('HEALTH_PROBE_MS', 'Interval of the background readiness probe of database, queue backend and migrations (also each check\'s deadline, at least 1 s); /health/ready answers from its last result', '1000', asInt(100, 60_000)),
   EMBEDDED_PG_PORT: setting('EMBEDDED_PG_PORT', 'Port of the embedded Postgres started by `npm start`', '54329', asInt(1, 65535)),
   REDIS_URL: setting('REDIS_URL', 'Redis for BullMQ; unset means BullMQ runs on its PostgreSQL backend in DATABASE_URL', undefined, asUrl(['redis:', 'rediss:'])),
   QUEUE_PREFIX: setting('QUEUE_PREFIX', 'Namespace of all queues: the Redis key prefix, or the Postgres schema of the BullMQ backend', 'postbud', (raw, name) => {

@@ -1,6 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { causeOf, type Outages } from './outages.js';
 import { commonProblems, Problem, PROBLEM_CONTENT_TYPE, type ProblemType } from './problem.js';
+import { unavailableDependency } from './unavailable.js';
+
+/** Seconds a client is told to wait when a dependency is down: about a readiness probe or two. */
+export const UNAVAILABLE_RETRY_AFTER_S = 5;
 
 /** Fastify's own error codes, mapped to our stable problem types. */
 const FASTIFY_CODES: Record<string, ProblemType> = {
@@ -21,6 +26,8 @@ const FASTIFY_CODES: Record<string, ProblemType> = {
 
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
+  // Every 503 tells the client when to come back, whoever raised it.
+  if (problem.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
   return reply
     .code(problem.statusCode)
     .type(PROBLEM_CONTENT_TYPE)
@@ -51,10 +58,10 @@ export function toProblem(error: FastifyError | Error): Problem {
 }
 
 /**
- * Every error leaves as problem+json. 404 and 405 are told apart with a router of our own that
+ * Every error leaves as problem+json; a dependency down is a 503 with Retry-After. 404 and 405 are told apart with a router of our own that
  * knows every registered path, because Fastify answers 404 for a known path with a wrong method.
  */
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, outages?: Outages): void {
   const known = FindMyWay();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -65,6 +72,14 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
 
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    // A dependency down is the client's cue to retry, not our fault: 503, and no stack per request
+    // (the outage is logged once at each end, with a count).
+    const down = error instanceof Problem ? undefined : unavailableDependency(error);
+    if (down) {
+      outages?.down(down, causeOf(error), true);
+      request.log.debug({ dependency: down }, 'request failed: dependency unavailable');
+      return sendProblem(reply, new Problem(commonProblems.UNAVAILABLE, `The ${down === 'database' ? 'database' : 'queue backend'} is unavailable; retry later`));
+    }
     const problem = toProblem(error);
     if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: problem.problemType.code }, 'request rejected');
