@@ -13,6 +13,7 @@ import type { ServiceDeps } from './deps.js';
 import { installHealth } from './health.js';
 import { installMetrics } from './metrics.js';
 import { Outages } from '../errors/outages.js';
+import { installUnreadBodyHandling } from './unread-body.js';
 
 export type App = FastifyInstance;
 
@@ -58,6 +59,7 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
   // Dependency outages are logged once at each end, by the error handler and the readiness probe.
   const outages = new Outages(logger);
   installErrorHandling(app, outages);
+  installUnreadBodyHandling(app);
 
   await app.register(rateLimit, {
     max: deps.config.RATE_LIMIT_PER_MINUTE,

@@ -24,6 +24,11 @@ const FASTIFY_CODES: Record<string, ProblemType> = {
   FST_ERR_VALIDATION: commonProblems.VALIDATION,
 };
 
+/** How many schema errors an answer lists (the rest are counted in `moreErrors`). */
+export const MAX_VALIDATION_ERRORS = 20;
+
+const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
   // Every 503 tells the client when to come back, whoever raised it.
@@ -38,13 +43,16 @@ export function toProblem(error: FastifyError | Error): Problem {
   if (error instanceof Problem) return error;
   const fe = error as FastifyError;
   if (fe.validation) {
-    const errors = fe.validation.map((v) => ({
+    // Bounded: with allErrors a large body can fail in thousands of places, and Fastify's message
+    // repeats every one (a 300 KB request got a 10.7 MB answer). The first few tell the client enough.
+    const errors = fe.validation.slice(0, MAX_VALIDATION_ERRORS).map((v) => ({
       in: fe.validationContext,
-      pointer: v.instancePath || '/',
-      message: v.message,
-      ...(v.params && 'additionalProperty' in v.params ? { property: v.params.additionalProperty } : {}),
+      pointer: clip(v.instancePath || '/', 200),
+      message: clip(v.message ?? 'invalid', 200),
+      ...(v.params && 'additionalProperty' in v.params ? { property: clip(String(v.params.additionalProperty), 200) } : {}),
     }));
-    return new Problem(commonProblems.VALIDATION, fe.message, { errors });
+    const more = fe.validation.length - errors.length;
+    return new Problem(commonProblems.VALIDATION, clip(fe.message, 500), { errors, ...(more > 0 ? { moreErrors: more } : {}) });
   }
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new Problem(mapped, fe.message);

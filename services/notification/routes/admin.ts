@@ -72,14 +72,14 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
 
   app.get(
     '/v1/admin/queues',
-    { preHandler: guard, schema: { summary: 'Depth, oldest waiting job and failures per queue', tags, security: BEARER_SECURITY, response: { 200: Type.Object({ queues: Type.Array(QueueStatsSchema) }), ...errors() } } },
+    { onRequest: guard, schema: { summary: 'Depth, oldest waiting job and failures per queue', tags, security: BEARER_SECURITY, response: { 200: Type.Object({ queues: Type.Array(QueueStatsSchema) }), ...errors() } } },
     async () => ({ queues: await queueStats(ctx) }),
   );
 
   app.get(
     '/v1/admin/queues/:queue/failed',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Failed jobs of a queue, newest first',
         tags,
@@ -99,7 +99,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
   app.post(
     '/v1/admin/queues/:queue/failed/:jobId/retry',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Retry one failed job',
         tags,
@@ -121,7 +121,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
   app.post(
     '/v1/admin/queues/:queue/failed/retry',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Retry every failed job of a queue (up to 1000 per call)',
         tags,
@@ -144,7 +144,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
   app.get(
     '/v1/dev/alerts',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Recent alerts in the development sink',
         description: 'Where alerts go when SMTP_URL / SMS_GATEWAY_URL are unset. Newest first; each alert once, however often it was resent.',
