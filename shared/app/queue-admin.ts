@@ -4,7 +4,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { Type } from 'typebox';
 import { BEARER_SECURITY, requireClient } from '../auth/guards.js';
 import { SCOPES } from '../auth/scopes.js';
-import { Problem, type ProblemType } from '../errors/problem.js';
+import { commonProblems, Problem, type ProblemType } from '../errors/problem.js';
 import type { QueueFactory } from '../queue/queues.js';
 import { bullBoard } from './bull-board.js';
 import { errors } from './schemas.js';
@@ -46,7 +46,26 @@ async function oldestWaitingSeconds(queue: Queue, nowMs: number): Promise<number
   return Math.max(0, (nowMs - readySince) / 1000);
 }
 
-export async function queueStats(queues: QueueFactory, names: readonly string[]): Promise<QueueStats[]> {
+/**
+ * How long a queue read may take: while Redis is away ioredis queues commands for ever, and a
+ * scrape or an operator's call must not hang with them.
+ */
+const QUEUE_READ_DEADLINE_MS = 2000;
+
+function withinDeadline<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Problem(commonProblems.UNAVAILABLE, 'The queue backend did not answer; retry later')), QUEUE_READ_DEADLINE_MS);
+    timer.unref();
+  });
+  return Promise.race([work, limit]).finally(() => clearTimeout(timer));
+}
+
+export function queueStats(queues: QueueFactory, names: readonly string[]): Promise<QueueStats[]> {
+  return withinDeadline(readStats(queues, names));
+}
+
+async function readStats(queues: QueueFactory, names: readonly string[]): Promise<QueueStats[]> {
   const now = Date.now();
   return Promise.all(
     names.map(async (name) => {
@@ -168,7 +187,7 @@ export const queueAdmin: FastifyPluginAsyncTypebox<QueueAdminOptions> = async (a
     },
     async (request) => {
       const { queue } = request.params;
-      const jobs = (await opts.queues.queue(queue).getFailed(0, request.query.limit - 1)).filter(Boolean) as Job[];
+      const jobs = (await withinDeadline(opts.queues.queue(queue).getFailed(0, request.query.limit - 1))).filter(Boolean) as Job[];
       const messageIds = opts.messageIds ? await opts.messageIds(jobs) : new Map<string, string>();
       return { jobs: jobs.map((j) => failedJson(queue, j, messageIds)) };
     },
@@ -188,7 +207,7 @@ export const queueAdmin: FastifyPluginAsyncTypebox<QueueAdminOptions> = async (a
     },
     async (request) => {
       const { queue, jobId } = request.params;
-      const job = (await opts.queues.queue(queue).getJob(jobId)) as Job | undefined;
+      const job = (await withinDeadline(opts.queues.queue(queue).getJob(jobId))) as Job | undefined;
       if (!job) throw new Problem(opts.problems.jobNotFound, `No job ${jobId} in ${queue}`);
       if ((await job.getState()) !== 'failed') throw new Problem(opts.problems.jobNotFailed);
       await retry(job);
@@ -209,7 +228,7 @@ export const queueAdmin: FastifyPluginAsyncTypebox<QueueAdminOptions> = async (a
       },
     },
     async (request) => {
-      const jobs = (await opts.queues.queue(request.params.queue).getFailed(0, 999)).filter(Boolean) as Job[];
+      const jobs = (await withinDeadline(opts.queues.queue(request.params.queue).getFailed(0, 999))).filter(Boolean) as Job[];
       for (const job of jobs) await retry(job);
       return { retried: jobs.length };
     },
