@@ -6,11 +6,13 @@ import { storageContext } from '../../shared/storage/context.js';
 import { EXPIRY_JOB, expireDelivery, INGESTION_QUEUE, type ExpiryJob } from './expiry.js';
 import { deleteExpiredKeys } from './idempotency.js';
 import { createIntakeBatches } from './intake/batches.js';
+import { registerQueueMetrics } from '../../shared/app/queue-admin.js';
 import routes from './routes/index.js';
 import { startPusher } from './webhooks.js';
 
 export async function buildApp(deps: ServiceDeps): Promise<App> {
   const app = await createApp({ name: 'ingestion', description: 'Message intake for agencies: capabilities, letters, status and receipts' }, deps);
+  registerQueueMetrics(app.metrics, { service: 'ingestion', queues: deps.queues, names: [INGESTION_QUEUE] });
   const intake = createIntakeBatches(deps, app.metrics);
   // Tests and the bench reach the batches (pause, batch sizes) through the app.
   app.decorate('intake', intake);

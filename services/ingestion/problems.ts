@@ -2,6 +2,8 @@ import { defineProblems } from '../../shared/errors/problem.js';
 
 /** The ingestion service's problem types (RFC 9457 `type` = https://postbud.dev/problems/<slug>). */
 export const ingestionProblems = defineProblems('POSTBUD_INGESTION', {
+  JOB_NOT_FOUND: { slug: 'ingestion/job-not-found', status: 404, title: 'No such job in the queue' },
+  JOB_NOT_FAILED: { slug: 'ingestion/job-not-failed', status: 409, title: 'Only failed jobs can be retried' },
   SENDER_NOT_ONBOARDED: { slug: 'ingestion/sender-not-onboarded', status: 403, title: 'The organisation is not an onboarded sender' },
   SENDER_SUSPENDED: { slug: 'ingestion/sender-suspended', status: 403, title: 'The sender is suspended' },
   MULTIPART_REQUIRED: { slug: 'ingestion/multipart-required', status: 415, title: 'A letter is sent as multipart/form-data' },

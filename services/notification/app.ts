@@ -8,7 +8,7 @@ import routes from './routes/index.js';
 import { startWorkers } from './workers.js';
 
 export async function buildApp(deps: ServiceDeps): Promise<App> {
-  const app = await createApp({ name: 'notification', description: 'SMS and e-mail alerts to citizens, through BullMQ workers' }, deps);
+  const app = await createApp({ name: 'notification', description: 'SMS and e-mail alerts to citizens, through BullMQ workers', queueRequired: true }, deps);
   const ctx = notificationContext(deps);
   registerQueueMetrics(app.metrics, ctx);
   registerAttemptMetrics(app.metrics, ctx);

@@ -38,6 +38,8 @@ export interface NotificationContext {
   sms(): SmsTransport;
   /** Alert outcomes in this process, for /metrics. */
   outcomes: Counter<'channel' | 'outcome'>;
+  /** Sends whose outcome this process could not know (each is resent under its key, flagged ambiguous). */
+  ambiguousSends: Counter<'channel' | 'cause'>;
   close(): Promise<void>;
 }
 
@@ -96,6 +98,12 @@ export function notificationContext(deps: ServiceDeps): NotificationContext {
       name: 'notification_alerts_total',
       help: 'Alerts and invitations handled by this process, by channel and outcome',
       labelNames: ['channel', 'outcome'],
+      registers: [],
+    }),
+    ambiguousSends: new Counter({
+      name: 'notification_ambiguous_sends_total',
+      help: 'Sends by this process whose outcome is unknown (timeout, connection lost after the request left, claim lost during the send); each is retried under the same key and flagged ambiguous',
+      labelNames: ['channel', 'cause'],
       registers: [],
     }),
     async close() {

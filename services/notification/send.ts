@@ -12,6 +12,7 @@ import { alertText, invitationText, pickLanguage, type AlertText, moveNoticeText
 import { PermanentSendError, TransientSendError } from './transports/types.js';
 import { nextInWindow } from './window.js';
 import { Group } from './group.js';
+import { holdLease, LeaseLostError, type LeaseHold } from './lease.js';
 
 /** Why an alert did not go out; the sender sees it in the NOTIFICATION_FAILED receipt. */
 export type FailReason =
@@ -220,32 +221,56 @@ type SendOutcome =
   | { kind: 'failed'; reason: FailReason }
   | { kind: 'retry'; error: TransientSendError };
 
-/** Gives up waiting on a transport well inside the claim's lease (the send itself may still land: ambiguous). */
-function within<T>(ms: number, work: Promise<T>): Promise<T> {
+/** Why the outcome of a send is unknown: the alert may have reached the peer although we saw no success. */
+export type AmbiguousCause = 'timeout' | 'connection' | 'lease';
+
+/**
+ * Waits for the transport as long as NOTIFY_SEND_TIMEOUT_MS allows and the claim is ours: a lease
+ * lost meanwhile (taken over, or not renewable) ends the wait at once, before another worker may
+ * send. Either way the send itself may still land, so the error says the outcome is unknown.
+ */
+function awaitSend<T>(ms: number, work: Promise<T>, lease: LeaseHold): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TransientSendError(`no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new TransientSendError(`no answer within ${ms} ms`, undefined, true)), ms);
   });
-  return Promise.race([work, limit]).finally(() => clearTimeout(timer));
+  const lost = lease.lost.catch((err: LeaseLostError) => {
+    throw Object.assign(new TransientSendError(err.message, undefined, true), { cause: err });
+  });
+  return Promise.race([work, limit, lost]).finally(() => clearTimeout(timer));
+}
+
+function ambiguousCause(error: unknown): AmbiguousCause | undefined {
+  if (!(error instanceof TransientSendError) || !error.ambiguous) return undefined;
+  if (error.cause instanceof LeaseLostError) return 'lease';
+  return /timeout|no answer|ETIMEDOUT/i.test(error.message) ? 'timeout' : 'connection';
 }
 
 /**
- * Sends under our claim, holding no database connection while the transport works. The outcome
- * is committed only if we still hold the claim (same token): SENT with the NOTIFIED event and its
- * receipt together, or FAILED with NOTIFICATION_FAILED, or back to SCHEDULED for a retry.
+ * Sends under our claim, holding no database connection while the transport works (the lease is
+ * renewed meanwhile). The outcome is committed only if we still hold the claim (same token): SENT
+ * with the NOTIFIED event and its receipt together, or FAILED with NOTIFICATION_FAILED, or back to
+ * SCHEDULED for a retry, flagged ambiguous when the alert may have gone out all the same.
  */
-async function sendClaimed(ctx: NotificationContext, a: Claimed, r: Recipient): Promise<SendOutcome> {
+async function sendClaimed(ctx: NotificationContext, a: Claimed, r: Recipient, lease: LeaseHold): Promise<SendOutcome> {
   const text = content(a, r);
   let ref: string | undefined;
   let error: unknown;
+  // Lost before anything left (the registry read outlived the lease): nothing to resend, nothing to commit.
+  if (lease.isLost()) return { kind: 'lost' };
   try {
     const sending =
       a.channel === 'email'
         ? ctx.email().send({ key: a.id, to: r.email!.address, subject: text.subject, text: text.body })
         : ctx.sms().send({ key: a.id, to: r.mobile!.address, text: text.body });
-    ref = (await within(Math.floor(ctx.config.NOTIFY_CLAIM_LEASE_MS / 2), sending)).ref;
+    ref = (await awaitSend(ctx.config.NOTIFY_SEND_TIMEOUT_MS, sending, lease)).ref;
   } catch (err) {
     error = err;
+  }
+  const cause = ambiguousCause(error);
+  if (cause) {
+    ctx.ambiguousSends.inc({ channel: a.kind === 'INVITATION' ? 'invitation' : a.channel, cause });
+    ctx.logger.warn({ attempt: a.id, channel: a.channel, cause }, 'alert send outcome unknown; it will be resent under the same key');
   }
   const at = ctx.clock();
   if (ref !== undefined) return (await groupsOf(ctx).sent.add({ a, ref, at })) ? { kind: 'sent' } : { kind: 'lost' };
@@ -261,16 +286,19 @@ async function sendClaimed(ctx: NotificationContext, a: Claimed, r: Recipient): 
     const transient = error instanceof TransientSendError ? error : new TransientSendError(permanent ? '' : 'transport error');
     if (permanent || a.tries >= ctx.config.NOTIFY_ATTEMPTS) {
       const reason: FailReason = permanent ? 'REJECTED' : 'RETRIES_EXHAUSTED';
-      const done = await mine.set({ state: 'FAILED', reason: `${reason}: ${(error as Error).message}`.slice(0, 500), finished_at: at }).executeTakeFirst();
+      const done = await mine
+        .set({ state: 'FAILED', reason: `${reason}: ${(error as Error).message}`.slice(0, 500), finished_at: at, ...(cause ? { ambiguous: true } : {}) })
+        .executeTakeFirst();
       if (done.numUpdatedRows === 0n) return { kind: 'lost' };
       await failedReceipt(ctx, trx, a, reason, at);
       return { kind: 'failed', reason };
     }
-    // Nothing (or nothing certain) went out: back to SCHEDULED; the next try resends under the same key.
+    // Nothing (or nothing certain: flagged) went out: back to SCHEDULED; the next try resends under the same key.
     const done = await mine
       .set({
         state: 'SCHEDULED',
         reason: transient.message.slice(0, 500),
+        ...(cause ? { ambiguous: true } : {}),
         ...(transient.retryAfterMs !== undefined ? { tries: sql<number>`tries - 1` as unknown as number } : {}),
       })
       .executeTakeFirst();
@@ -300,11 +328,22 @@ export async function processAlert(ctx: NotificationContext, job: Job<AlertJob>,
   }
 
   const g = groupsOf(ctx);
+  const claimStarted = Date.now();
   const claimed = await g.claim.add({ id: attemptId, token: randomUUID() });
   if (claimed.kind === 'done') return 'done';
   // Another worker holds a live claim: look again when its lease runs out.
   if (claimed.kind === 'busy') return sleep(job, token, Date.now() + claimed.waitMs);
-  const a = claimed.row;
+  const lease = holdLease(ctx, { id: claimed.row.id, token: claimed.row.claim_token! }, claimStarted);
+  try {
+    return await processClaimed(ctx, job, token, claimed.row, now, lease);
+  } finally {
+    lease.stop();
+  }
+}
+
+/** The claimed part of processAlert: decide, send, commit, while `lease` keeps the claim ours. */
+async function processClaimed(ctx: NotificationContext, job: Job<AlertJob>, token: string | undefined, a: Claimed, now: Date, lease: LeaseHold): Promise<Outcome> {
+  const g = groupsOf(ctx);
   const count = (outcome: Outcome) => {
     ctx.outcomes.inc({ channel: a.kind === 'INVITATION' ? 'invitation' : a.channel, outcome });
     return outcome;
@@ -318,13 +357,14 @@ export async function processAlert(ctx: NotificationContext, job: Job<AlertJob>,
   const why = unusable(a, r);
   if (why) return count((await finish(ctx, a, 'SKIPPED', why, why), 'skipped'));
 
-  const outcome = await sendClaimed(ctx, a, r!);
+  const outcome = await sendClaimed(ctx, a, r!, lease);
   switch (outcome.kind) {
     case 'sent':
       return count('sent');
     case 'lost':
-      // Our send outlived the lease and another worker took over: it decides, under the same key.
-      ctx.logger.warn({ attempt: a.id }, 'alert claim lost to another worker during the send');
+      // Our claim is no longer ours (another worker took it over after our lease ran out): our
+      // commit was refused; the new owner decides, resending under the same key, flagged ambiguous.
+      ctx.logger.warn({ attempt: a.id, channel: a.channel, lease: lease.isLost() ?? 'taken-over' }, 'alert outcome not recorded: the claim was lost during the send');
       return count('lost');
     case 'failed':
       count('failed');

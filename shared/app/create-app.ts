@@ -12,6 +12,8 @@ import { createLogger } from '../logging/logger.js';
 import type { ServiceDeps } from './deps.js';
 import { installHealth } from './health.js';
 import { installMetrics } from './metrics.js';
+import { Outages } from '../errors/outages.js';
+import { installUnreadBodyHandling } from './unread-body.js';
 
 export type App = FastifyInstance;
 
@@ -21,6 +23,8 @@ export interface ServiceInfo {
   version?: string;
   /** Largest request body accepted (bytes); multipart uploads set their own limits. */
   bodyLimit?: number;
+  /** The service cannot serve requests without the queue backend (default: it only writes the outbox). */
+  queueRequired?: boolean;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -52,7 +56,10 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
   app.decorate('tokenVerifier', deps.verifier);
   app.decorateRequest('principal', null);
 
-  installErrorHandling(app);
+  // Dependency outages are logged once at each end, by the error handler and the readiness probe.
+  const outages = new Outages(logger);
+  installErrorHandling(app, outages);
+  installUnreadBodyHandling(app);
 
   await app.register(rateLimit, {
     max: deps.config.RATE_LIMIT_PER_MINUTE,
@@ -85,7 +92,7 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  installHealth(app, deps);
   installMetrics(app, info.name);
+  installHealth(app, deps, { queueRequired: info.queueRequired ?? false, probeMs: deps.config.HEALTH_PROBE_MS, outages });
   return app as unknown as App;
 }

@@ -128,6 +128,8 @@ export const settings = {
   DATA_DIR: setting('DATA_DIR', 'Folder for embedded Postgres data, development issuer keys and KEKs', '.data', asString),
   DATABASE_URL: setting('DATABASE_URL', 'Postgres to use; unset means `npm start` runs an embedded Postgres under DATA_DIR', undefined, asUrl(['postgres:', 'postgresql:'])),
   DATABASE_POOL_SIZE: setting('DATABASE_POOL_SIZE', 'Connections per service process', '10', asInt(1, 200)),
+  DATABASE_CONNECT_TIMEOUT_MS: setting('DATABASE_CONNECT_TIMEOUT_MS', 'Longest wait for a database connection (pool busy or server unreachable); a request that waits longer is answered 503 with Retry-After', '10000', asInt(100, 600_000)),
+  HEALTH_PROBE_MS: setting('HEALTH_PROBE_MS', 'Interval of the background readiness probe of database, queue backend and migrations (also each check\'s deadline, at least 1 s); /health/ready answers from its last result', '1000', asInt(100, 60_000)),
   EMBEDDED_PG_PORT: setting('EMBEDDED_PG_PORT', 'Port of the embedded Postgres started by `npm start`', '54329', asInt(1, 65535)),
   REDIS_URL: setting('REDIS_URL', 'Redis for BullMQ; unset means BullMQ runs on its PostgreSQL backend in DATABASE_URL', undefined, asUrl(['redis:', 'rediss:'])),
   QUEUE_PREFIX: setting('QUEUE_PREFIX', 'Namespace of all queues: the Redis key prefix, or the Postgres schema of the BullMQ backend', 'postbud', (raw, name) => {
@@ -163,7 +165,8 @@ export const settings = {
   NOTIFY_EMAIL_PER_SECOND: setting('NOTIFY_EMAIL_PER_SECOND', 'Rate limit of e-mail alerts and invitations across all workers', '5000', asInt(1, 1_000_000)),
   NOTIFY_SMS_PER_SECOND: setting('NOTIFY_SMS_PER_SECOND', 'Rate limit of SMS alerts across all workers', '5000', asInt(1, 1_000_000)),
   NOTIFY_STALLED_MS: setting('NOTIFY_STALLED_MS', 'Lock of an alert job; a worker that dies holding one has its jobs taken over after about this long', '30000', asInt(1000, 600_000)),
-  NOTIFY_CLAIM_LEASE_MS: setting('NOTIFY_CLAIM_LEASE_MS', 'How long a worker owns an alert it claimed; a worker that died mid-send is taken over (resending under the same key) after this', '60000', asInt(1000, 3_600_000)),
+  NOTIFY_CLAIM_LEASE_MS: setting('NOTIFY_CLAIM_LEASE_MS', 'How long a claim on an alert lasts unless renewed (a live worker renews it every third of this while it sends); a worker that died mid-send is taken over (resending under the same key, flagged ambiguous) after this', '60000', asInt(1000, 3_600_000)),
+  NOTIFY_SEND_TIMEOUT_MS: setting('NOTIFY_SEND_TIMEOUT_MS', 'Longest wait for the e-mail server or SMS gateway to answer one alert (the claim lease is renewed meanwhile); a send given up on is retried under the same key and flagged ambiguous', '30000', asInt(100, 600_000)),
   NOTIFY_SWEEP_SECONDS: setting('NOTIFY_SWEEP_SECONDS', 'How often the notification service looks for overdue alerts whose job the queue lost (e.g. a Redis restored from an old snapshot) and queues them again, and runs again jobs that failed while Postgres or the queue was away', '60', asInt(1, 86_400)),
   NOTIFY_FROM: setting('NOTIFY_FROM', 'From address of alert e-mails', 'postbud <varsel@postbud.invalid>', asString),
   SMTP_URL: setting('SMTP_URL', 'SMTP server for e-mail alerts (smtp:// with STARTTLS, smtps:// for implicit TLS). Unset: alerts go to the development sink', undefined, asUrl(['smtp:', 'smtps:'])),

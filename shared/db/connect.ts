@@ -11,11 +11,14 @@ export interface Db {
   close(): Promise<void>;
 }
 
-export function connectDb(url: string, opts: { poolSize?: number; applicationName?: string } = {}): Db {
+export function connectDb(url: string, opts: { poolSize?: number; applicationName?: string; connectTimeoutMs?: number } = {}): Db {
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize ?? 10,
     application_name: opts.applicationName ?? 'postbud',
+    // Without a bound a request waits for a connection for ever (pool busy, server gone); with one
+    // it fails with pg-pool's timeout, which the error handler answers 503 with Retry-After.
+    ...(opts.connectTimeoutMs ? { connectionTimeoutMillis: opts.connectTimeoutMs } : {}),
   });
   // A client losing its connection (Postgres restarted or killed) must not crash the process.
   // The pool handles idle clients; a checked-out one (inside a transaction, between statements)

@@ -1,6 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { causeOf, type Outages } from './outages.js';
 import { commonProblems, Problem, PROBLEM_CONTENT_TYPE, type ProblemType } from './problem.js';
+import { unavailableDependency } from './unavailable.js';
+
+/** Seconds a client is told to wait when a dependency is down: about a readiness probe or two. */
+export const UNAVAILABLE_RETRY_AFTER_S = 5;
 
 /** Fastify's own error codes, mapped to our stable problem types. */
 const FASTIFY_CODES: Record<string, ProblemType> = {
@@ -19,8 +24,15 @@ const FASTIFY_CODES: Record<string, ProblemType> = {
   FST_ERR_VALIDATION: commonProblems.VALIDATION,
 };
 
+/** How many schema errors an answer lists (the rest are counted in `moreErrors`). */
+export const MAX_VALIDATION_ERRORS = 20;
+
+const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
+  // Every 503 tells the client when to come back, whoever raised it.
+  if (problem.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
   return reply
     .code(problem.statusCode)
     .type(PROBLEM_CONTENT_TYPE)
@@ -31,13 +43,16 @@ export function toProblem(error: FastifyError | Error): Problem {
   if (error instanceof Problem) return error;
   const fe = error as FastifyError;
   if (fe.validation) {
-    const errors = fe.validation.map((v) => ({
+    // Bounded: with allErrors a large body can fail in thousands of places, and Fastify's message
+    // repeats every one (a 300 KB request got a 10.7 MB answer). The first few tell the client enough.
+    const errors = fe.validation.slice(0, MAX_VALIDATION_ERRORS).map((v) => ({
       in: fe.validationContext,
-      pointer: v.instancePath || '/',
-      message: v.message,
-      ...(v.params && 'additionalProperty' in v.params ? { property: v.params.additionalProperty } : {}),
+      pointer: clip(v.instancePath || '/', 200),
+      message: clip(v.message ?? 'invalid', 200),
+      ...(v.params && 'additionalProperty' in v.params ? { property: clip(String(v.params.additionalProperty), 200) } : {}),
     }));
-    return new Problem(commonProblems.VALIDATION, fe.message, { errors });
+    const more = fe.validation.length - errors.length;
+    return new Problem(commonProblems.VALIDATION, clip(fe.message, 500), { errors, ...(more > 0 ? { moreErrors: more } : {}) });
   }
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new Problem(mapped, fe.message);
@@ -51,10 +66,10 @@ export function toProblem(error: FastifyError | Error): Problem {
 }
 
 /**
- * Every error leaves as problem+json. 404 and 405 are told apart with a router of our own that
+ * Every error leaves as problem+json; a dependency down is a 503 with Retry-After. 404 and 405 are told apart with a router of our own that
  * knows every registered path, because Fastify answers 404 for a known path with a wrong method.
  */
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, outages?: Outages): void {
   const known = FindMyWay();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -65,6 +80,14 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
 
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    // A dependency down is the client's cue to retry, not our fault: 503, and no stack per request
+    // (the outage is logged once at each end, with a count).
+    const down = error instanceof Problem ? undefined : unavailableDependency(error);
+    if (down) {
+      outages?.down(down, causeOf(error), true);
+      request.log.debug({ dependency: down }, 'request failed: dependency unavailable');
+      return sendProblem(reply, new Problem(commonProblems.UNAVAILABLE, `The ${down === 'database' ? 'database' : 'queue backend'} is unavailable; retry later`));
+    }
     const problem = toProblem(error);
     if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: problem.problemType.code }, 'request rejected');

@@ -76,6 +76,9 @@ export function createQueueFactory(opts: QueueFactoryOptions): QueueFactory {
       },
       async ping() {
         if (connection.status === 'wait') await connection.connect();
+        // While Redis is away ioredis queues commands for ever (maxRetriesPerRequest: null): say so
+        // at once instead of adding one more command to the queue per probe.
+        if (connection.status === 'reconnecting' || connection.status === 'close' || connection.status === 'end') throw new Error(`redis connection ${connection.status}`);
         const answer = await connection.ping();
         if (answer !== 'PONG') throw new Error('redis did not answer PONG');
       },

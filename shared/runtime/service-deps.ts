@@ -14,7 +14,11 @@ export async function trustedIssuers(config: Config) {
 /** Connections a service process owns; `close` releases all of them. */
 export async function createServiceDeps(service: string, config: Config): Promise<ServiceDeps & { close(): Promise<void> }> {
   if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required to run a service on its own (npm start sets it for the embedded Postgres)');
-  const db = connectDb(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE, applicationName: `postbud-${service}` });
+  const db = connectDb(config.DATABASE_URL, {
+    poolSize: config.DATABASE_POOL_SIZE,
+    applicationName: `postbud-${service}`,
+    connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+  });
   const queues = createQueueFactory({ redisUrl: config.REDIS_URL, databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX });
   const verifier = createTokenVerifier({
     issuers: await trustedIssuers(config),

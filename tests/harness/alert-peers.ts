@@ -50,7 +50,16 @@ export function parseMail(raw: string, to: string): ReceivedMail {
  * An SMTP server keeping what it accepts. Recipients starting `reject` get 550, `tempfail` 451
  * (the first `tempfailTimes` tries of each message), like a real MTA would answer.
  */
-export async function startSmtpSink(opts: { port?: number; tempfailTimes?: number; auth?: { user: string; pass: string }; tls?: boolean } = {}): Promise<SmtpSink> {
+export async function startSmtpSink(
+  opts: {
+    port?: number;
+    tempfailTimes?: number;
+    auth?: { user: string; pass: string };
+    tls?: boolean;
+    /** A control point: the server answers the final dot of a transmission only once this settles. */
+    hold?: (mail: ReceivedMail, transmission: number) => Promise<void> | undefined;
+  } = {},
+): Promise<SmtpSink> {
   const mails: ReceivedMail[] = [];
   const transmissions = new Map<string, number>();
   const tempfails = new Map<string, number>();
@@ -81,7 +90,9 @@ export async function startSmtpSink(opts: { port?: number; tempfailTimes?: numbe
         const seen = transmissions.get(mail.messageId) ?? 0;
         transmissions.set(mail.messageId, seen + 1);
         if (seen === 0) mails.push(mail);
-        cb();
+        const held = opts.hold?.(mail, seen + 1);
+        if (held) void held.then(() => cb(), () => cb());
+        else cb();
       });
     },
   };
@@ -120,7 +131,15 @@ export interface SmsGateway {
  * same answer again (nothing resent) for a reference it already has. Numbers ending 400 get 400,
  * ending 503 get 503 for the first `failTimes` tries, ending 429 get 429 once, ending 999 hang.
  */
-export async function startSmsGateway(opts: { port?: number; failTimes?: number; auth?: string } = {}): Promise<SmsGateway> {
+export async function startSmsGateway(
+  opts: {
+    port?: number;
+    failTimes?: number;
+    auth?: string;
+    /** A control point: a request is answered only once this settles (the request counts as received already). */
+    hold?: (sms: ReceivedSms, request: number) => Promise<void> | undefined;
+  } = {},
+): Promise<SmsGateway> {
   const messages: ReceivedSms[] = [];
   const requests = new Map<string, number>();
   const authorizations = new Set<string>();
@@ -132,10 +151,6 @@ export async function startSmsGateway(opts: { port?: number; failTimes?: number;
     req.on('data', (d: string) => (body += d));
     req.on('end', () => {
       if (req.headers.authorization) authorizations.add(req.headers.authorization);
-      const answer = (status: number, json: unknown, headers: Record<string, string> = {}) => {
-        res.writeHead(status, { 'content-type': 'application/json', ...headers });
-        res.end(JSON.stringify(json));
-      };
       if (opts.auth && req.headers.authorization !== opts.auth) return answer(401, { error: 'unauthorized' });
       let sms: ReceivedSms;
       try {
@@ -144,7 +159,18 @@ export async function startSmsGateway(opts: { port?: number; failTimes?: number;
         return answer(400, { error: 'bad json' });
       }
       if (!sms.reference || !sms.to || !sms.text) return answer(400, { error: 'reference, to and text are required' });
-      requests.set(sms.reference, (requests.get(sms.reference) ?? 0) + 1);
+      const request = (requests.get(sms.reference) ?? 0) + 1;
+      requests.set(sms.reference, request);
+      const held = opts.hold?.(sms, request);
+      if (held) void held.then(() => decide(sms), () => decide(sms));
+      else decide(sms);
+    });
+    const answer = (status: number, json: unknown, headers: Record<string, string> = {}) => {
+      if (res.destroyed) return;
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify(json));
+    };
+    const decide = (sms: ReceivedSms) => {
       const known = accepted.get(sms.reference);
       if (known) return answer(202, { id: known, duplicate: true });
       if (sms.to.endsWith('400')) return answer(400, { error: 'invalid number' });
@@ -162,7 +188,7 @@ export async function startSmsGateway(opts: { port?: number; failTimes?: number;
       accepted.set(sms.reference, id);
       messages.push(sms);
       answer(202, { id });
-    });
+    };
   });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', () => resolve()));

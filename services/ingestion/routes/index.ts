@@ -4,6 +4,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Problem } from '../../../shared/errors/problem.js';
 import { ingestionProblems } from '../problems.js';
 import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
+import { queueAdmin } from '../../../shared/app/queue-admin.js';
+import { INGESTION_QUEUE } from '../expiry.js';
 import capabilities from './capabilities.js';
 import evidence from './evidence.js';
 import type { IngestionRouteOptions } from './context.js';
@@ -48,6 +50,13 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
   await app.register(evidence, opts);
   await app.register(receipts, opts);
   await app.register(webhooks, opts);
+  // The expiry queue (delayed jobs the intake writes to the outbox), for operators.
+  await app.register(queueAdmin, {
+    service: 'ingestion',
+    queues: opts.deps.queues,
+    names: [INGESTION_QUEUE],
+    problems: { jobNotFound: ingestionProblems.JOB_NOT_FOUND, jobNotFailed: ingestionProblems.JOB_NOT_FAILED },
+  });
 };
 
 export default routes;

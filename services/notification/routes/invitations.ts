@@ -29,7 +29,7 @@ const invitationRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async
   app.post(
     '/v1/invitations',
     {
-      preHandler: requireClient(SCOPES.send),
+      onRequest: requireClient(SCOPES.send),
       config: { rateLimit: { max: deps.config.INVITATIONS_PER_MINUTE, timeWindow: 60_000 } },
       schema: {
         summary: 'Invite persons without a digital mailbox to choose one',

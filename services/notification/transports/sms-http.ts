@@ -51,8 +51,12 @@ export function smsGatewayTransport(opts: SmsGatewayOptions): SmsTransport {
           res.on('error', reject);
         },
       );
-      req.on('timeout', () => req.destroy(new TransientSendError(`SMS gateway timeout after ${opts.timeoutMs} ms`)));
-      req.on('error', reject);
+      // Once the whole request has been handed to the socket the gateway may have it: any failure
+      // after that (a timeout, a reset) leaves the outcome unknown.
+      let written = false;
+      req.on('finish', () => (written = true));
+      req.on('timeout', () => req.destroy(new TransientSendError(`SMS gateway timeout after ${opts.timeoutMs} ms`, undefined, true)));
+      req.on('error', (err) => reject(err instanceof TransientSendError ? err : Object.assign(err, { written })));
       req.end(body);
     });
 
@@ -65,7 +69,8 @@ export function smsGatewayTransport(opts: SmsGatewayOptions): SmsTransport {
         res = await post(body, sms.key);
       } catch (err) {
         if (err instanceof TransientSendError) throw err;
-        throw new TransientSendError(`SMS gateway unreachable (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        const e = err as NodeJS.ErrnoException & { written?: boolean };
+        throw new TransientSendError(`SMS gateway unreachable (${e.code ?? 'error'})`, undefined, e.written === true);
       }
       if (res.status >= 200 && res.status < 300) {
         let id: unknown;

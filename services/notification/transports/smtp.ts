@@ -61,11 +61,29 @@ export function smtpTransport(opts: SmtpOptions): EmailTransport {
   };
 }
 
+/** Failures that happen before a session exists: nothing of the message can have left. */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const SETUP_TIMEOUTS = new Set(['CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'UPGRADE_TIMEOUT']);
+
+/**
+ * Did the message perhaps reach the server although the send failed? A server answer (any reply
+ * code) says no; a failure to connect says no; anything else (a socket timeout, a connection lost
+ * mid-session, possibly after the final dot) cannot tell, so the retry is flagged ambiguous.
+ * nodemailer reports every lost connection with command CONN, so the stage cannot be told apart.
+ */
+function outcomeUnknown(e: { responseCode?: number; code?: string; originalCode?: string; timeoutType?: string }): boolean {
+  if (typeof e.responseCode === 'number') return false;
+  if (e.code === 'EAUTH' || e.code === 'ETLS' || e.code === 'EREQUIRETLS' || e.code === 'EENVELOPE') return false;
+  if (e.originalCode && NEVER_CONNECTED.has(e.originalCode)) return false;
+  if (e.timeoutType && SETUP_TIMEOUTS.has(e.timeoutType)) return false;
+  return true;
+}
+
 export function classifySmtpError(err: unknown): Error {
-  const e = err as { responseCode?: number; code?: string; message?: string };
+  const e = err as { responseCode?: number; code?: string; originalCode?: string; timeoutType?: string; message?: string };
   const what = `SMTP ${e.responseCode ?? e.code ?? 'error'}`;
   if (typeof e.responseCode === 'number' && e.responseCode >= 500 && e.responseCode < 600) return new PermanentSendError(`${what}: rejected`);
   // A message nodemailer cannot even address (no valid recipient) will never go out.
   if (e.code === 'EENVELOPE' && e.responseCode === undefined) return new PermanentSendError(`${what}: invalid recipient`);
-  return new TransientSendError(what);
+  return new TransientSendError(what, undefined, outcomeUnknown(e));
 }

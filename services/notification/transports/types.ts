@@ -25,12 +25,17 @@ export class PermanentSendError extends Error {
   }
 }
 
-/** Worth retrying (SMTP 4xx, connection trouble, gateway 5xx, timeouts). */
+/**
+ * Worth retrying (SMTP 4xx, connection trouble, gateway 5xx, timeouts). `ambiguous` when the
+ * alert may have reached the peer all the same (no answer after the request left: a timeout, a
+ * connection lost after the data): the retry is then a resend under the same key, and is flagged.
+ */
 export class TransientSendError extends Error {
   constructor(
     message: string,
     /** The peer asked us to slow down (HTTP 429 Retry-After). */
     readonly retryAfterMs?: number,
+    readonly ambiguous = false,
   ) {
     super(message);
     this.name = 'TransientSendError';

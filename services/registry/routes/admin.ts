@@ -40,14 +40,14 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
 
   app.addContentTypeParser(NDJSON, { parseAs: 'string', bodyLimit: IMPORT_LIMIT }, (_request, body, done) => done(null, body));
 
-  app.get('/v1/admin/senders', { preHandler: guard, schema: { summary: 'All senders', tags, security: BEARER_SECURITY, response: { 200: Type.Object({ senders: Type.Array(SenderSchema) }), ...errors() } } }, async () => ({
+  app.get('/v1/admin/senders', { onRequest: guard, schema: { summary: 'All senders', tags, security: BEARER_SECURITY, response: { 200: Type.Object({ senders: Type.Array(SenderSchema) }), ...errors() } } }, async () => ({
     senders: (await listSenders(db)).map(senderJson),
   }));
 
   app.post(
     '/v1/admin/senders',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: { summary: 'Onboard a sender', tags, security: BEARER_SECURITY, body: Type.Object({ orgnr: Type.String({ maxLength: 20 }), name: Name }, { additionalProperties: false }), response: { 201: SenderSchema, ...errors(409) } },
     },
     async (request, reply) => reply.code(201).send(senderJson(await createSender(db, request.body, now()))),
@@ -56,7 +56,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
   app.patch(
     '/v1/admin/senders/:orgnr',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Rename, suspend or reactivate a sender',
         tags,
@@ -69,14 +69,14 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
     async (request) => senderJson(await updateSender(db, request.params.orgnr, request.body, now())),
   );
 
-  app.get('/v1/admin/providers', { preHandler: guard, schema: { summary: 'All providers', tags, security: BEARER_SECURITY, response: { 200: Type.Object({ providers: Type.Array(ProviderSchema) }), ...errors() } } }, async () => ({
+  app.get('/v1/admin/providers', { onRequest: guard, schema: { summary: 'All providers', tags, security: BEARER_SECURITY, response: { 200: Type.Object({ providers: Type.Array(ProviderSchema) }), ...errors() } } }, async () => ({
     providers: (await listProviders(db)).map(providerJson),
   }));
 
   app.post(
     '/v1/admin/providers',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Onboard a mailbox or print provider',
         description: 'A digital provider needs an encryption certificate: X.509, RSA >= 2048 bits, valid now, key usage allowing keyEncipherment.',
@@ -92,7 +92,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
   app.patch(
     '/v1/admin/providers/:orgnr',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Rename, suspend or reactivate a provider',
         description: 'A suspended provider\'s mailboxes are not offered in lookups; its persons enter the change feed.',
@@ -109,7 +109,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
   app.post(
     '/v1/admin/persons/import',
     {
-      preHandler: guard,
+      onRequest: guard,
       bodyLimit: IMPORT_LIMIT,
       schema: {
         summary: 'Bulk import of persons as JSON lines',
@@ -135,7 +135,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
   app.get(
     '/v1/admin/lookups',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'The lookup audit, newest first',
         tags,

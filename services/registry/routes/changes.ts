@@ -11,7 +11,7 @@ const changeRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (ap
   app.get(
     '/v1/changes',
     {
-      preHandler: requireClient(SCOPES.lookup),
+      onRequest: requireClient(SCOPES.lookup),
       schema: {
         summary: 'Persons changed after a sequence number',
         description:

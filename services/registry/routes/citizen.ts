@@ -64,12 +64,12 @@ const citizenRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (a
     if (!isValidPersonId(pid)) throw new Problem(registryProblems.INVALID_PERSON_ID, 'The token\'s pid is not a valid fødselsnummer or D-number');
     return pid;
   };
-  const read = { preHandler: requireCitizen(), security: BEARER_SECURITY };
-  const write = { preHandler: requireCitizen(MIN_ACR) };
+  const read = { onRequest: requireCitizen(), security: BEARER_SECURITY };
+  const write = { onRequest: requireCitizen(MIN_ACR) };
   const answer = { 200: OwnRecordSchema, ...errors() };
   const tags = ['citizen'];
 
-  app.get('/v1/me', { preHandler: read.preHandler, schema: { summary: 'Your own record', tags, security: BEARER_SECURITY, response: answer } }, async (request) =>
+  app.get('/v1/me', { onRequest: read.onRequest, schema: { summary: 'Your own record', tags, security: BEARER_SECURITY, response: answer } }, async (request) =>
     recordJson(await ownRecord(db, pidOf(request), now())),
   );
 

@@ -59,7 +59,7 @@ const lookupRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (ap
   app.post(
     '/v1/persons/lookup',
     {
-      preHandler: requireClient(SCOPES.lookup, SCOPES.lookupContact, SCOPES.lookupDigitalPost),
+      onRequest: requireClient(SCOPES.lookup, SCOPES.lookupContact, SCOPES.lookupDigitalPost),
       schema: {
         summary: 'Look up 1..1000 persons',
         description:
@@ -84,7 +84,7 @@ const lookupRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (ap
     app.post(
       `/rest/${version}/personer`,
       {
-        preHandler: requireClient(SCOPES.lookup, SCOPES.lookupContact, SCOPES.lookupDigitalPost, SCOPES.krrContact, SCOPES.krrDigitalPost),
+        onRequest: requireClient(SCOPES.lookup, SCOPES.lookupContact, SCOPES.lookupDigitalPost, SCOPES.krrContact, SCOPES.krrDigitalPost),
         schema: {
           summary: `KRR-compatible lookup (oppslagstjenesten REST ${version})`,
           description:

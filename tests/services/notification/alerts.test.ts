@@ -1,4 +1,5 @@
 import t from 'tap';
+import { QUEUES } from '../../../services/notification/context.js';
 import { syntheticPersonIdList } from '../../../shared/ids/person-id.js';
 import { startSmsGateway, startSmtpSink } from '../../harness/alert-peers.js';
 import { queueBackends } from '../../helpers/queues.js';
@@ -102,7 +103,11 @@ for (const kind of queueBackends()) {
       t.same((await attempts(h, id)).map((r) => r.state), ['SENT', 'CANCELLED', 'SENT', 'CANCELLED']);
       h.clock.advance(7 * DAY);
       await promoteDelayed(h);
-      await new Promise((r) => setTimeout(r, 200));
+      // Control point, not a pause: every promoted job has run (and found its attempt cancelled).
+      await waitFor('the promoted jobs to run', async () => {
+        const open = await Promise.all([QUEUES.email, QUEUES.sms].map(async (q) => (await h.ctx.queues.queue(q).getWaitingCount()) + (await h.ctx.queues.queue(q).getActiveCount())));
+        return open.every((n) => n === 0);
+      });
       t.equal(smtp.mails.filter((m) => m.to === 'rep@example.no').length, 1, 'no repetition after OPENED');
       h.clock.set('2026-01-14T11:00:00Z');
     });

@@ -122,10 +122,13 @@ for (const kind of queueBackends()) {
       const auth = { authorization: `Bearer ${admin}` };
       const failed = await waitFor('failed jobs', async () => {
         const res = await h.app.inject({ method: 'GET', url: '/v1/admin/queues/alerts-email/failed', headers: auth });
-        const jobs = (res.json() as { jobs: { id: string; attemptId: string; failedReason: string }[] }).jobs;
+        const jobs = (res.json() as { jobs: { id: string; attemptId: string; messageId: string | null; failedReason: string }[] }).jobs;
         return jobs.some((j) => j.id === exhaustedJob) ? jobs : undefined;
       });
       t.ok(failed.every((j) => !JSON.stringify(j).includes('@')), 'no addresses in the failed list');
+      t.ok(failed.every((j) => j.messageId !== null), 'each failed alert names its letter');
+      const exhausted = await h.db.selectFrom('notification_attempts').select('message_id').where('job_id', '=', exhaustedJob).executeTakeFirstOrThrow();
+      t.equal(failed.find((j) => j.id === exhaustedJob)?.messageId, exhausted.message_id);
       const stats = await h.app.inject({ method: 'GET', url: '/v1/admin/queues', headers: auth });
       t.ok((stats.json() as { queues: { name: string; failed: number }[] }).queues.find((q) => q.name === 'alerts-email')!.failed >= 2);
       const metrics = await h.app.inject({ method: 'GET', url: '/metrics' });

@@ -82,8 +82,17 @@ t.test('transport error classes', async (t) => {
   t.type(classifySmtpError({ code: 'EENVELOPE' }), PermanentSendError);
   t.type(classifySmtpError({ responseCode: 421 }), TransientSendError);
   t.type(classifySmtpError({ code: 'ECONNECTION' }), TransientSendError);
+  // Outcome unknown (flagged ambiguous when retried) only when the message may have left.
+  const ambiguous = (e: unknown) => (classifySmtpError(e) as TransientSendError).ambiguous;
+  t.equal(ambiguous({ responseCode: 421 }), false, 'the server answered: nothing accepted');
+  t.equal(ambiguous({ code: 'ESOCKET', originalCode: 'ECONNREFUSED' }), false, 'never connected');
+  t.equal(ambiguous({ code: 'ETIMEDOUT', timeoutType: 'GREETING_TIMEOUT' }), false, 'no session yet');
+  t.equal(ambiguous({ code: 'ETIMEDOUT', timeoutType: 'SOCKET_TIMEOUT' }), true, 'silence mid-session');
+  t.equal(ambiguous({ code: 'ECONNECTION', command: 'CONN' }), true, 'connection lost, perhaps after the final dot');
   const refused = smsGatewayTransport({ url: 'http://127.0.0.1:1/sms', sender: 'x', timeoutMs: 500, maxSockets: 1 });
-  await t.rejects(refused.send({ key: 'k', to: '+4790000000', text: 'hei' }), TransientSendError);
+  const err = await refused.send({ key: 'k', to: '+4790000000', text: 'hei' }).catch((e: unknown) => e);
+  t.type(err, TransientSendError);
+  t.equal((err as TransientSendError).ambiguous, false, 'connection refused: the request never left');
   await refused.close();
 });
 

@@ -1,23 +1,22 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
+import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyPluginAsync, FastifyPluginCallback } from 'fastify';
-import type { ServiceDeps } from '../../../shared/app/deps.js';
-import { requireClient } from '../../../shared/auth/guards.js';
-import { SCOPES } from '../../../shared/auth/scopes.js';
-import { commonProblems, Problem, PROBLEM_CONTENT_TYPE } from '../../../shared/errors/problem.js';
-import { ALL_QUEUES } from '../context.js';
+import { requireClient } from '../auth/guards.js';
+import { SCOPES } from '../auth/scopes.js';
+import { commonProblems, Problem, PROBLEM_CONTENT_TYPE } from '../errors/problem.js';
 
 export const BULL_BOARD_PATH = '/admin/queues';
 
-/** Bull Board over the notification queues, for operators holding postbud:admin. */
-const bullBoard: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) => {
+/** Bull Board over a service's queues, for operators holding postbud:admin (every service's, shared/app/queue-admin.ts). */
+export const bullBoard: FastifyPluginAsync<{ queues: Queue[]; service: string }> = async (app, opts) => {
   const server = new FastifyAdapter();
   createBullBoard({
-    queues: ALL_QUEUES.map((name) => new BullMQAdapter(deps.queues.queue(name))),
+    queues: opts.queues.map((q) => new BullMQAdapter(q)),
     // @bull-board/fastify pins its own (patch-level older) copy of @bull-board/api: same shape, other class identity.
     serverAdapter: server as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
-    options: { uiConfig: { boardTitle: 'postbud notification' } },
+    options: { uiConfig: { boardTitle: `postbud ${opts.service}` } },
   });
   server.setBasePath(BULL_BOARD_PATH);
   await app.register(
@@ -64,4 +63,3 @@ function boardProblem(status: number, payload: unknown): Problem {
   return new Problem(type, status >= 500 ? 'An unexpected error occurred; it has been logged with the request id' : detail);
 }
 
-export default bullBoard;
