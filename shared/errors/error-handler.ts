@@ -17,7 +17,11 @@ const FASTIFY_CODES: Record<string, ProblemType> = {
   FST_FIELDS_LIMIT: commonProblems.PAYLOAD_TOO_LARGE,
   FST_INVALID_MULTIPART_CONTENT_TYPE: commonProblems.UNSUPPORTED_MEDIA_TYPE,
   FST_ERR_VALIDATION: commonProblems.VALIDATION,
+  FST_ERR_MAX_PARAM_LENGTH: commonProblems.URI_TOO_LONG,
+  FST_ERR_BAD_URL: commonProblems.VALIDATION,
 };
+
+const MULTIPART_PARSE_ERROR = /^(Unexpected end of (multipart data|form)|Malformed part header|Part terminated early|Multipart: Boundary not found|Unexpected end of file)/;
 
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
@@ -39,6 +43,8 @@ export function toProblem(error: FastifyError | Error): Problem {
     }));
     return new Problem(commonProblems.VALIDATION, fe.message, { errors });
   }
+  // The multipart parser (busboy) fails a body that ends early or is malformed with plain errors.
+  if (fe.statusCode === undefined && MULTIPART_PARSE_ERROR.test(fe.message)) return new Problem(commonProblems.MALFORMED_BODY, `The multipart body could not be parsed: ${fe.message}`);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new Problem(mapped, fe.message);
   const status = fe.statusCode ?? 500;
@@ -65,7 +71,13 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
 
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const problem = toProblem(error);
+    let problem = toProblem(error);
+    if (problem.problemType === commonProblems.UNSUPPORTED_MEDIA_TYPE && !('accepted' in problem.extensions)) {
+      // The route's own 415 type (e.g. ingestion's multipart-required) when it names one.
+      const own = (request.routeOptions.config as { unsupportedMediaType?: ProblemType } | undefined)?.unsupportedMediaType;
+      const consumes = (request.routeOptions.schema as { consumes?: readonly string[] } | undefined)?.consumes;
+      problem = new Problem(own ?? problem.problemType, problem.detail, { ...problem.extensions, accepted: [...(consumes ?? ['application/json'])] }, problem.headers);
+    }
     if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: problem.problemType.code }, 'request rejected');
     return sendProblem(reply, problem);

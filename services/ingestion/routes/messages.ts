@@ -3,10 +3,11 @@ import { Type } from 'typebox';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { ALLOWED_MIME_TYPES } from '../documents.js';
-import { submitLetter } from '../intake.js';
+import { DOCUMENT_FIELD, submitLetter } from '../intake.js';
 import { listMessages, messageStatus, type MessageStatus as Status } from '../status.js';
+import { ingestionProblems } from '../problems.js';
 import type { IngestionRouteOptions } from './context.js';
-import { DateTime, errors, MessagePartSchema, MessageStatus, Orgnr, SubmitResponse, Uuid } from './schemas.js';
+import { DateTime, errors, LETTER_EXAMPLE, MessagePartSchema, MessageStatus, Orgnr, SubmitResponse, Uuid } from './schemas.js';
 
 const Summary = {
   id: Uuid,
@@ -37,11 +38,17 @@ const MessageList = Type.Object({ items: Type.Array(Type.Object(Summary)), nextC
 const MultipartBody = Type.Object(
   {
     message: MessagePartSchema,
-    documents: Type.Array(Type.String({ format: 'binary' }), {
-      description: `One file part per declared document, in the declared order, each with filename = the document's name. Allowed types: ${ALLOWED_MIME_TYPES.join(', ')}`,
+    [DOCUMENT_FIELD]: Type.Array(Type.String({ format: 'binary', maxLength: 100 * 1024 * 1024 }), {
+      minItems: 1,
+      maxItems: 1001,
+      description: `One file part named \`${DOCUMENT_FIELD}\` per declared document, in the declared order, each with filename = the document's name. Allowed types: ${ALLOWED_MIME_TYPES.join(', ')}`,
     }),
   },
-  { description: 'multipart/form-data: first the `message` part (JSON), then one file part per document' },
+  {
+    title: 'LetterSubmission',
+    description: `multipart/form-data: first the \`message\` part (JSON), then one file part named \`${DOCUMENT_FIELD}\` per document`,
+    examples: [{ message: LETTER_EXAMPLE, [DOCUMENT_FIELD]: [''] }],
+  },
 );
 
 const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
@@ -51,6 +58,7 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
     '/v1/messages',
     {
       onRequest: requireClient(SCOPES.send),
+      config: { unsupportedMediaType: ingestionProblems.MULTIPART_REQUIRED },
       // The body is a stream read part by part (never buffered); the schema documents it and
       // the handler validates each part itself.
       validatorCompiler: () => () => true,
