@@ -33,7 +33,7 @@ export const SECURITY_SCHEMES = {
     type: 'oauth2',
     description:
       'Machine clients (agencies, mailbox and print providers, operators): a Maskinporten access token sent as `Authorization: Bearer <JWT>`. ' +
-      'The JWT (RFC 8725 best practices: RS256 or ES256 only, `iss`, `aud` and `exp` required and checked, keys from the issuer JWKS) carries ' +
+      'The JWT (RFC8725 best practices: RS256 or ES256 only, `iss`, `aud` and `exp` required and checked, keys from the issuer JWKS) carries ' +
       '`consumer.ID = "0192:<orgnr>"` (the calling organisation) and a space-separated `scope`. An operation lists the scopes it accepts; any one of them suffices. ' +
       'In development `npx postbud token --org <orgnr> --scope "<scopes>"` issues one.',
     flows: { clientCredentials: { tokenUrl: 'https://maskinporten.no/token', scopes: { ...SCOPE_DESCRIPTIONS } } },
@@ -43,7 +43,7 @@ export const SECURITY_SCHEMES = {
     scheme: 'bearer',
     bearerFormat: 'JWT',
     description:
-      'Citizens: an ID-porten access token sent as `Authorization: Bearer <JWT>` (RFC 8725 best practices: RS256 or ES256 only, `iss`, `aud` and `exp` required and checked). ' +
+      'Citizens: an ID-porten access token sent as `Authorization: Bearer <JWT>` (RFC8725 best practices: RS256 or ES256 only, `iss`, `aud` and `exp` required and checked). ' +
       `It carries \`pid\` (the fødselsnummer or D-number) and \`acr\`, one of ${ACR_LEVELS.join(', ')} (weakest first); an operation that changes anything states the lowest acr it accepts. ` +
       'In development `npx postbud token --pid <personId> --acr <acr>` issues one.',
   },
@@ -55,15 +55,15 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export const isRateLimitExempt = (path: string): boolean => path.startsWith('/health/') || path === '/metrics';
 
 const RATE_LIMIT_HEADERS = {
-  'x-ratelimit-limit': { description: 'Requests allowed per window (per client address)', type: 'integer', minimum: 0 },
-  'x-ratelimit-remaining': { description: 'Requests left in the current window', type: 'integer', minimum: 0 },
-  'x-ratelimit-reset': { description: 'Seconds until the window resets', type: 'integer', minimum: 0 },
+  'X-RateLimit-Limit': { description: 'Requests allowed per window (per client address)', type: 'integer', minimum: 0 },
+  'X-RateLimit-Remaining': { description: 'Requests left in the current window', type: 'integer', minimum: 0 },
+  'X-RateLimit-Reset': { description: 'Seconds until the window resets', type: 'integer', minimum: 0 },
 };
 const REQUEST_ID_HEADER = {
-  'x-request-id': { description: 'The request id (yours when you sent a sane x-request-id, else a UUID); quote it when reporting a problem', type: 'string', maxLength: 128 },
+  'X-Request-Id': { description: 'The request id (yours when you sent a sane x-request-id, else a UUID); quote it when reporting a problem', type: 'string', maxLength: 128 },
 };
-const RETRY_AFTER = { 'retry-after': { description: 'Seconds to wait before trying again', type: 'integer', minimum: 0 } };
-const WWW_AUTHENTICATE = { 'www-authenticate': { description: 'Bearer challenge (RFC 6750)', type: 'string', maxLength: 200 } };
+const RETRY_AFTER = { 'Retry-After': { description: 'Seconds to wait before trying again', type: 'integer', minimum: 0 } };
+const WWW_AUTHENTICATE = { 'WWW-Authenticate': { description: 'Bearer challenge (RFC 6750)', type: 'string', maxLength: 200 } };
 
 /** The media types a route takes: its `consumes`, else JSON. */
 export function acceptedTypes(schema: { consumes?: readonly string[] } | undefined): string[] {
@@ -140,6 +140,12 @@ export function operationTransform(service: string) {
     const declared = s.security as unknown[] | undefined;
     if (!guard && declared && declared.length > 0) throw new Error(`${method} ${url} declares security but runs no guard from shared/auth/guards.ts`);
     s.operationId ??= operationId(method, url);
+    // A query parameter with a default is optional to the client (the validator fills it in).
+    const query = s.querystring as Json | undefined;
+    if (query && Array.isArray(query.required)) {
+      const props = (query.properties ?? {}) as Record<string, Json>;
+      s.querystring = { ...query, required: (query.required as string[]).filter((k) => props[k]?.default === undefined) };
+    }
     s.security = securityFor(guard);
     const note = authNote(guard);
     if (note) s.description = s.description ? `${String(s.description)}\n\n${note}` : note;
@@ -185,8 +191,12 @@ export function operationTransform(service: string) {
 /** The service's default base URL under `npm start`, and the hub's production shape. */
 function servers(service: string): Json[] {
   return [
-    { url: `https://${service}.postbud.example`, description: 'A deployment (each service on its own host name)' },
-    { url: `http://localhost:${SERVICE_PORTS[service as keyof typeof SERVICE_PORTS] ?? 3000}`, description: 'npm start (development, plain HTTP on loopback only)' },
+    { url: `https://${service}.postbud.example`, description: 'production: a deployment, each service on its own host name behind TLS', 'x-internal': false },
+    {
+      url: `http://localhost:${SERVICE_PORTS[service as keyof typeof SERVICE_PORTS] ?? 3000}`,
+      description: 'local development: `npm start`, plain HTTP on loopback only',
+      'x-internal': true,
+    },
   ];
 }
 
@@ -244,6 +254,21 @@ function addExamples(doc: Json): void {
   }
 }
 
+/**
+ * Every integer states its representation (`format` int32 or int64, from its bounds): the
+ * services are JavaScript, so no integer they take or give exceeds 2^53.
+ */
+function describeIntegers(node: unknown): void {
+  if (Array.isArray(node)) node.forEach(describeIntegers);
+  if (!isObject(node)) return;
+  if (node.type === 'integer' && node.format === undefined) {
+    const max = typeof node.maximum === 'number' ? node.maximum : Infinity;
+    const min = typeof node.minimum === 'number' ? node.minimum : -Infinity;
+    node.format = max <= 2 ** 31 - 1 && min >= -(2 ** 31) ? 'int32' : 'int64';
+  }
+  for (const [k, v] of Object.entries(node)) if (k !== 'example' && k !== 'examples') describeIntegers(v);
+}
+
 /** @fastify/swagger's transformObject: tags with descriptions, servers, named schemas, examples. */
 export function documentTransform(service: string) {
   return ({ openapiObject }: { openapiObject: Json }): Json => {
@@ -258,6 +283,12 @@ export function documentTransform(service: string) {
     doc.servers = servers(service);
     hoistNamedSchemas(doc);
     addExamples(doc);
+    describeIntegers(doc);
+    // Only the security schemes this service's operations use.
+    const schemes = (doc.components as Json).securitySchemes as Json;
+    const usedSchemes = new Set<string>();
+    for (const item of Object.values(doc.paths as Json)) for (const op of Object.values(item as Json)) for (const req of ((op as Json).security as Json[] | undefined) ?? []) for (const k of Object.keys(req)) usedSchemes.add(k);
+    (doc.components as Json).securitySchemes = Object.fromEntries(Object.entries(schemes).filter(([k]) => usedSchemes.has(k)));
     return doc;
   };
 }

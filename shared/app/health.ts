@@ -27,13 +27,20 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
  * backend reachable and the schema at the version this code expects.
  */
 export function installHealth(app: FastifyInstance, deps: Pick<ServiceDeps, 'db' | 'queues'>): void {
-  app.get('/health/live', { schema: { tags: ['health'], response: { 200: Type.Object({ status: Type.Literal('live') }) } } }, async () => ({
+  app.get('/health/live', { schema: { tags: ['health'], summary: 'Liveness: the process runs', description: 'Public and not rate-limited, for orchestrators. Never touches a dependency.', response: { 200: Type.Object({ status: Type.Literal('live') }) } } }, async () => ({
     status: 'live' as const,
   }));
 
   app.get(
     '/health/ready',
-    { schema: { tags: ['health'], response: { 200: Ready, 503: Ready } } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: database, queue backend and migrations',
+        description: 'Public and not rate-limited, for orchestrators and load balancers: 200 when every check passes, else 503 with the failing checks.',
+        response: { 200: Ready, 503: Ready },
+      },
+    },
     async (_request, reply) => {
       const [database, queue, migrations] = await Promise.all([
         check(async () => {

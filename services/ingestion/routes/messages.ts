@@ -113,7 +113,7 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
         querystring: Type.Object(
           {
             status: Type.Optional(MessageStatus),
-            since: Type.Optional(Type.String({ format: 'date-time', description: 'Only letters whose status changed at or after this' })),
+            since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'Only letters whose status changed at or after this' })),
             cursor: Type.Optional(Type.String({ maxLength: 512 })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })),
           },

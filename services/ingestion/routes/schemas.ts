@@ -12,7 +12,7 @@ export const PrintAddress = Type.Object(
     addressLines: Type.Array(Text(200), { minItems: 1, maxItems: 4 }),
     postalCode: Text(20),
     city: Text(100),
-    country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2; default NO' })),
+    country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', maxLength: 2, description: 'ISO 3166-1 alpha-2; default NO' })),
   },
   { additionalProperties: false },
 );
@@ -62,7 +62,7 @@ export const MessagePartSchema = Type.Object(
     title: Type.String({ minLength: 1, maxLength: 255, description: 'Non-sensitive title, shown in alerts and lists' }),
     language: Language,
     securityLevel: SecurityLevel,
-    availableAt: Type.Optional(Type.String({ format: 'date-time', description: 'Not visible or alerted before this; default now' })),
+    availableAt: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'Not visible or alerted before this; default now' })),
     openReceipt: Type.Optional(Type.Boolean({ description: 'Ask for an OPENED receipt (åpningskvittering)' })),
     notifications: Type.Optional(
       Type.Object(
