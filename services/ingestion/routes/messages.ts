@@ -76,6 +76,13 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
         headers: Type.Object({ 'idempotency-key': Type.String({ minLength: 1, maxLength: 255, description: 'Your unique key for this letter, e.g. a UUID' }) }),
         body: MultipartBody,
         response: { 201: SubmitResponse, ...errors(408, 409, 413, 415, 422, 429, 503) },
+        responseHeaders: {
+          201: {
+            Location: { description: 'The letter: GET it for its status and timeline', type: 'string', maxLength: 64, examples: ['/v1/messages/0b8f2c4e-6a1d-4e3b-9c5f-7d2a1b3c4d5e'] },
+            'Idempotent-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key', type: 'string', enum: ['true'] },
+          },
+          409: { 'Retry-After': { description: 'A request with this Idempotency-Key is in progress: seconds to wait', type: 'integer', minimum: 0, maximum: 3600 } },
+        },
       },
     },
     async (request, reply) => {
