@@ -269,6 +269,51 @@ function describeIntegers(node: unknown): void {
   for (const [k, v] of Object.entries(node)) if (k !== 'example' && k !== 'examples') describeIntegers(v);
 }
 
+const COMMON_HEADERS: Record<string, Json> = { ...REQUEST_ID_HEADER, ...RATE_LIMIT_HEADERS, ...RETRY_AFTER, ...WWW_AUTHENTICATE };
+
+/**
+ * The common headers become components.headers, and an error response that several operations
+ * give identically becomes components.responses.Problem<status>: one definition, referenced.
+ */
+function shareResponses(doc: Json): void {
+  const components = doc.components as Json;
+  const headers: Json = {};
+  const asRef = (name: string, header: Json): Json => {
+    const { description, ...schema } = COMMON_HEADERS[name]!;
+    if (JSON.stringify(header) !== JSON.stringify({ schema, description })) return header;
+    headers[name] = header;
+    return { $ref: `#/components/headers/${name}` };
+  };
+  const byStatus = new Map<string, { text: string; count: number; value: Json }[]>();
+  const ops: Json[] = [];
+  for (const item of Object.values(doc.paths as Json)) for (const op of Object.values(item as Json)) if (isObject(op)) ops.push(op);
+  for (const op of ops) {
+    for (const [status, res] of Object.entries((op.responses ?? {}) as Record<string, Json>)) {
+      for (const [name, header] of Object.entries((res.headers ?? {}) as Record<string, Json>)) {
+        if (name in COMMON_HEADERS) (res.headers as Json)[name] = asRef(name, header);
+      }
+      if (Number(status) < 400) continue;
+      const text = JSON.stringify(res);
+      const variants = byStatus.get(status) ?? [];
+      const same = variants.find((v) => v.text === text);
+      if (same) same.count++;
+      else variants.push({ text, count: 1, value: res });
+      byStatus.set(status, variants);
+    }
+  }
+  const responses: Json = {};
+  for (const [status, variants] of byStatus) {
+    const shared = variants.reduce((a, b) => (b.count > a.count ? b : a));
+    responses[`Problem${status}`] = shared.value;
+    for (const op of ops) {
+      const r = op.responses as Record<string, Json> | undefined;
+      if (r?.[status] && JSON.stringify(r[status]) === shared.text) r[status] = { $ref: `#/components/responses/Problem${status}` };
+    }
+  }
+  if (Object.keys(headers).length > 0) components.headers = Object.fromEntries(Object.entries(headers).sort(([a], [b]) => a.localeCompare(b)));
+  if (Object.keys(responses).length > 0) components.responses = Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)));
+}
+
 /** @fastify/swagger's transformObject: tags with descriptions, servers, named schemas, examples. */
 export function documentTransform(service: string) {
   return ({ openapiObject }: { openapiObject: Json }): Json => {
@@ -284,6 +329,7 @@ export function documentTransform(service: string) {
     hoistNamedSchemas(doc);
     addExamples(doc);
     describeIntegers(doc);
+    shareResponses(doc);
     // Only the security schemes this service's operations use.
     const schemes = (doc.components as Json).securitySchemes as Json;
     const usedSchemes = new Set<string>();

@@ -35,10 +35,17 @@ export function responseValidator(spec: Json): (op: Json, res: LightMyRequestRes
     return fn;
   };
 
+  /** A response or header object, following a $ref into components. */
+  const deref = (node: Json | undefined): Json | undefined => {
+    if (!node || typeof node.$ref !== 'string') return node;
+    const [, , kind, name] = node.$ref.split('/');
+    return ((spec.components as Json)[kind!] as Json)[name!] as Json;
+  };
+
   return (op, res) => {
     const problems: string[] = [];
     const responses = (op.responses ?? {}) as Json;
-    const documented = (responses[String(res.statusCode)] ?? responses[`${String(res.statusCode)[0]}XX`] ?? responses.default) as Json | undefined;
+    const documented = deref((responses[String(res.statusCode)] ?? responses[`${String(res.statusCode)[0]}XX`] ?? responses.default) as Json | undefined);
     if (!documented) return [`status ${res.statusCode} is not documented (${Object.keys(responses).join(', ')})`];
     const content = documented.content as Json | undefined;
     const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
@@ -55,7 +62,7 @@ export function responseValidator(spec: Json): (op: Json, res: LightMyRequestRes
     for (const [name, header] of Object.entries((documented.headers ?? {}) as Json)) {
       const value = res.headers[name.toLowerCase()];
       if (value === undefined) continue;
-      const schema = (header as Json).schema as Json;
+      const schema = deref(header as Json)!.schema as Json;
       const typed = schema.type === 'integer' || schema.type === 'number' ? Number(value) : value;
       if (!compiled(schema)(typed)) problems.push(`header ${name}: ${String(value)} does not match its schema`);
     }
