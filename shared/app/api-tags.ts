@@ -17,6 +17,7 @@ export const API_TAGS: Readonly<Record<string, string>> = {
   provider: 'Mailbox providers: mailboxes their users created, and their encryption certificate',
   deliveries: 'Mailbox and print providers: lease deliveries, download packages, acknowledge and report events',
   invitations: 'Agencies: invite persons without a digital mailbox to choose one',
+  evidence: 'Agencies and auditors: a letter\'s evidence bundle (events, receipts, Merkle log head and proofs) and the log heads, verifiable offline',
   admin: 'Operators (postbud:admin): onboarding, bulk import, lookup audit, queues and the development alert sink',
 };
 

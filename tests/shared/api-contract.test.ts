@@ -14,6 +14,8 @@ import { responseValidator } from '../helpers/spec-validator.js';
 
 const ALL_SCOPES = Object.values(SCOPES);
 
+t.setTimeout(15 * 60_000);
+
 t.test('security, 415 and problem types as documented, on every operation', async (t) => {
   const world = await apiWorld(t);
   const validators = Object.fromEntries(Object.entries(world.specs).map(([name, spec]) => [name, responseValidator(spec)]));

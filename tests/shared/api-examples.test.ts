@@ -9,6 +9,8 @@ import { EXAMPLE } from '../../shared/app/example-values.js';
 import { apiWorld, documentedRequest } from '../helpers/api-world.js';
 import { responseValidator } from '../helpers/spec-validator.js';
 
+t.setTimeout(15 * 60_000);
+
 t.test('every documented example gets an answer the document allows', async (t) => {
   const world = await apiWorld(t);
   const validators = Object.fromEntries(Object.entries(world.specs).map(([name, spec]) => [name, responseValidator(spec)]));

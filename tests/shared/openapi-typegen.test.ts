@@ -54,6 +54,8 @@ export type NotAny = Assert<Fits<Json<I['/v1/capabilities/{personId}']['get']['r
 export type WrongLetter = Assert<Fits<Omit<DemoApi['letter'], 'language'> & { language: 'xx' }, IC['schemas']['LetterMessage']>>;
 `;
 
+t.setTimeout(15 * 60_000);
+
 t.test("the demo's calls typecheck against types generated from the committed documents", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'postbud-typegen-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
