@@ -21,14 +21,14 @@ import { seed, seededSenders } from './seed.js';
  * The demo's letter. It leaves `repeatAfterDays` out, so it shows the default behaviour: an alert
  * when the letter is delivered and a reminder on day 7 unless it has been opened by then.
  */
-export function demoMessage(personId: string) {
+export function demoMessage(personId: string): DemoApi['letter'] {
   return {
     recipient: { personId },
     title: 'Velkommen til postbud',
     language: 'nb',
     securityLevel: 4,
     openReceipt: true,
-    notifications: { email: { text: 'Du har fått et brev i din digitale postkasse.' } } as { email: { text: string }; repeatAfterDays?: number[] },
+    notifications: { email: { text: 'Du har fått et brev i din digitale postkasse.' } },
     documents: [{ name: 'brev.pdf', mime: 'application/pdf', main: true }],
   };
 }
@@ -110,6 +110,38 @@ export function helloPdf(text: string): Buffer {
 
 class DemoError extends Error {}
 
+type Delivery = { id: string; messageId: string; size: number; fingerprint: string };
+type Receipt = { id: string; type: string; messageId: string; jws: string };
+
+/**
+ * What the demo sends and what it reads from each answer. tests/shared/openapi-typegen.test.ts
+ * checks these against TypeScript types generated from the committed OpenAPI documents: every
+ * answer type there must fit what the demo reads, and every body the demo sends must fit the
+ * documented request, so the documents are enough to write this client.
+ */
+export interface DemoApi {
+  capabilities: { digital: { possible: boolean; provider: { orgnr: string; name: string } | null; mailboxAddress: string | null }; canNotify: boolean };
+  letter: {
+    recipient: { personId: string };
+    title: string;
+    language: 'nb';
+    securityLevel: 4;
+    openReceipt: boolean;
+    notifications: { email: { text: string }; repeatAfterDays?: number[] };
+    documents: { name: string; mime: string; main: boolean }[];
+  };
+  submitted: { id: string; route: string; status: string };
+  deliveries: { deliveries: Delivery[] };
+  event: { type: 'OPENED'; at: string; securityLevel: 4 };
+  eventAnswer: { state: string };
+  ackAnswer: { state: string };
+  receipts: { receipts: Receipt[] };
+  receiptAck: { ids: string[] };
+  acknowledged: { acknowledged: number };
+  status: { status: string; eFormidlingStatus: string; timeline: { seq: number; type: string; at: string; hash: string }[] };
+  jwks: { keys: { kid: string; kty: string }[] };
+}
+
 export async function demo(config: Config, out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
   const I = `http://${host}:${config.INGESTION_PORT}`;
@@ -144,7 +176,7 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
   const personId = examples.mailbox?.[0];
   if (!personId) throw new DemoError(`No person with a mailbox in ${examplesFile}; run postbud seed`);
   step(1, `${senderName} (${sender}) asks whether person ${personId.slice(0, 6)}***** can get digital mail`);
-  const caps = await json<{ digital: { possible: boolean; provider: { orgnr: string; name: string } | null; mailboxAddress: string | null }; canNotify: boolean }>(
+  const caps = await json<DemoApi['capabilities']>(
     await fetch(`${I}/v1/capabilities/${personId}`, { headers: asSender }),
   );
   out(`   digital: ${caps.digital.possible} via ${caps.digital.provider?.name} (${caps.digital.mailboxAddress}), can be alerted: ${caps.canNotify}`);
@@ -152,7 +184,7 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
 
   step(2, 'The agency sends a letter (multipart: message JSON + PDF), with an Idempotency-Key');
   const boundary = `----postbud-demo-${randomUUID()}`;
-  const message = demoMessage(personId);
+  const message: DemoApi['letter'] = demoMessage(personId);
   const pdf = helloPdf('Hei! Dette brevet kom gjennom postbud.');
   const payload = Buffer.concat([
     Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="message"\r\n\r\n${JSON.stringify(message)}\r\n`),
@@ -160,7 +192,7 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
     pdf,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
-  const accepted = await json<{ id: string; route: string; status: string }>(
+  const accepted = await json<DemoApi['submitted']>(
     await fetch(`${I}/v1/messages`, {
       method: 'POST',
       headers: { ...asSender, 'content-type': `multipart/form-data; boundary=${boundary}`, 'idempotency-key': randomUUID() },
@@ -172,9 +204,9 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
 
   step(3, `${provider.name} lists its deliveries and downloads the package (CMS EnvelopedData)`);
   const asProvider = { authorization: `Bearer ${await issueDevToken(config.DATA_DIR, { org: provider.orgnr, scope: SCOPES.provider, audience: config.AUTH_AUDIENCE })}` };
-  let delivery: { id: string; messageId: string; size: number; fingerprint: string } | undefined;
+  let delivery: Delivery | undefined;
   for (let i = 0; i < 20 && !delivery; i++) {
-    const list = await json<{ deliveries: { id: string; messageId: string; size: number; fingerprint: string }[] }>(await fetch(`${S}/v1/deliveries?limit=500`, { headers: asProvider }));
+    const list = await json<DemoApi['deliveries']>(await fetch(`${S}/v1/deliveries?limit=500`, { headers: asProvider }));
     delivery = list.deliveries.find((d) => d.messageId === accepted.id);
     if (!delivery) await new Promise((r) => setTimeout(r, 250));
   }
@@ -186,26 +218,27 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
   const entries = readZip(zip);
   out(`   decrypted with ${keyFile} (same as: openssl cms -decrypt -inform DER -recip cert.pem -inkey key.pem)`);
   out(`   ASiC-E package: ${[...entries.keys()].join(', ')}`);
-  const jwks = await json<JSONWebKeySet>(await fetch(`${I}/.well-known/jwks.json`));
+  const jwks = (await json<DemoApi['jwks']>(await fetch(`${I}/.well-known/jwks.json`))) as JSONWebKeySet;
   const [h, , s] = entries.get('META-INF/manifest.jws')!.toString().split('.');
   await compactVerify(`${h}.${entries.get('manifest.json')!.toString('base64url')}.${s}`, createLocalJWKSet(jwks));
   out(`   manifest signature verified against the hub JWKS; brev.pdf is ${entries.get('brev.pdf')?.equals(pdf) ? 'identical to what was sent' : 'DIFFERENT'}`);
 
   step(4, `${provider.name} acknowledges the delivery and later reports it opened`);
-  await json(await fetch(`${S}/v1/deliveries/${delivery.id}/ack`, { method: 'POST', headers: asProvider }));
-  await json(
+  await json<DemoApi['ackAnswer']>(await fetch(`${S}/v1/deliveries/${delivery.id}/ack`, { method: 'POST', headers: asProvider }));
+  const opened: DemoApi['event'] = { type: 'OPENED', at: new Date().toISOString(), securityLevel: 4 };
+  await json<DemoApi['eventAnswer']>(
     await fetch(`${S}/v1/deliveries/${delivery.id}/events`, {
       method: 'POST',
       headers: { ...asProvider, 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'OPENED', at: new Date().toISOString(), securityLevel: 4 }),
+      body: JSON.stringify(opened),
     }),
   );
   out('   DELIVERED, then OPENED');
 
   step(5, 'The agency pulls its receipts, verifies each signature against the JWKS, and acknowledges them');
-  let receipts: { id: string; type: string; messageId: string; jws: string }[] = [];
+  let receipts: Receipt[] = [];
   for (let i = 0; i < 20; i++) {
-    const pulled = await json<{ receipts: typeof receipts }>(await fetch(`${I}/v1/receipts?limit=100`, { headers: asSender }));
+    const pulled = await json<DemoApi['receipts']>(await fetch(`${I}/v1/receipts?limit=100`, { headers: asSender }));
     receipts = pulled.receipts.filter((r) => r.messageId === accepted.id);
     if (receipts.some((r) => r.type === 'OPENED')) break;
     await new Promise((r) => setTimeout(r, 250));
@@ -214,13 +247,14 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
     const { protectedHeader } = await compactVerify(r.jws, createLocalJWKSet(jwks));
     out(`   ${r.type.padEnd(20)} signed by ${protectedHeader.kid} (${protectedHeader.alg}) - verified`);
   }
-  const ack = await json<{ acknowledged: number }>(
-    await fetch(`${I}/v1/receipts/ack`, { method: 'POST', headers: { ...asSender, 'content-type': 'application/json' }, body: JSON.stringify({ ids: receipts.map((r) => r.id) }) }),
+  const ackBody: DemoApi['receiptAck'] = { ids: receipts.map((r) => r.id) };
+  const ack = await json<DemoApi['acknowledged']>(
+    await fetch(`${I}/v1/receipts/ack`, { method: 'POST', headers: { ...asSender, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) }),
   );
   out(`   acknowledged ${ack.acknowledged}`);
 
   step(6, 'The letter as the agency sees it now: GET /v1/messages/{id}');
-  const status = await json<{ status: string; eFormidlingStatus: string; timeline: { seq: number; type: string; at: string; hash: string }[] }>(
+  const status = await json<DemoApi['status']>(
     await fetch(`${I}/v1/messages/${accepted.id}`, { headers: asSender }),
   );
   out(`   status ${status.status} (eFormidling: ${status.eFormidlingStatus})`);

@@ -57,7 +57,8 @@ export const DOCUMENT_TYPES: Readonly<Record<string, DocumentType>> = {
 export const ALLOWED_MIME_TYPES = Object.keys(DOCUMENT_TYPES);
 
 export function documentType(mime: string): DocumentType {
-  const t = DOCUMENT_TYPES[mime];
+  // Own properties only: `__proto__` or `constructor` must not find Object.prototype's.
+  const t = Object.hasOwn(DOCUMENT_TYPES, mime) ? DOCUMENT_TYPES[mime] : undefined;
   if (!t) {
     throw new Problem(ingestionProblems.DOCUMENT_TYPE_NOT_ALLOWED, `${mime.slice(0, 100)} is not allowed`, { allowed: ALLOWED_MIME_TYPES });
   }

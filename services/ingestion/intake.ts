@@ -20,6 +20,7 @@ import { routeRecipient, type Route } from './routing.js';
 
 export { validateMessage, type DeclaredDocument, type ValidMessage } from './intake/validate.js';
 export type { DocumentSource } from './intake/parts.js';
+export { DOCUMENT_FIELD } from './intake/parts.js';
 
 export interface IntakeContext {
   deps: ServiceDeps;
@@ -105,6 +106,9 @@ async function sealDocuments(storage: StorageContext, letter: ParsedLetter, mani
   } catch (err) {
     const cause = failure.err ?? err;
     if (cause instanceof Problem) throw cause;
+    // A failure of a document stream is the body's (a multipart body that ends early, a
+    // malformed part), never ours: 400, not 500.
+    if (failure.err !== undefined) throw partsError(cause);
     if ((cause as { code?: string }).code?.startsWith('FST_') || cause instanceof PackageError) throw partsError(cause);
     throw cause;
   }

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { Database } from '../../shared/db/database.js';
+import { findBadValue } from '../../shared/app/input-guard.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { isValidOrgnr } from '../../shared/ids/orgnr.js';
 import { isValidPersonId } from '../../shared/ids/person-id.js';
@@ -67,6 +68,11 @@ export function parseImport(text: string): { records: ImportRecord[]; lines: num
       value = JSON.parse(raw);
     } catch {
       errors.push({ line, message: 'not valid JSON' });
+      return;
+    }
+    const bad = findBadValue(value);
+    if (bad) {
+      errors.push({ line, message: `${bad.pointer || '/'} ${bad.message}` });
       return;
     }
     const problem = recordProblem(value);

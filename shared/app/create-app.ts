@@ -4,13 +4,15 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { installErrorHandling } from '../errors/error-handler.js';
+import { installErrorHandling, sendProblem, toProblem } from '../errors/error-handler.js';
 import { commonProblems, Problem } from '../errors/problem.js';
 import { syntheticPersonIdsAllowed } from '../config/config.js';
 import { setPersonIdPolicy } from '../ids/person-id.js';
 import { createLogger } from '../logging/logger.js';
+import { documentTransform, installContentTypeCheck, isRateLimitExempt, operationTransform, SECURITY_SCHEMES } from './api-contract.js';
 import type { ServiceDeps } from './deps.js';
 import { installHealth } from './health.js';
+import { installInputGuard } from './input-guard.js';
 import { installMetrics } from './metrics.js';
 import { Outages } from '../errors/outages.js';
 import { installUnreadBodyHandling } from './unread-body.js';
@@ -28,6 +30,15 @@ export interface ServiceInfo {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** What holds for every operation of every service; stated once at the top of each document. */
+const API_RULES = [
+  'Errors are RFC 9457 problem details (`application/problem+json`) with a stable `type` per cause and a `code` for log searches.',
+  'A request the schema does not allow is refused with 400 (`validation`) naming the field; no text field or object key may contain U+0000 and no number may be NaN or infinite.',
+  'A body in a media type the operation does not list is refused with 415 (`unsupported-media-type`), whose `accepted` lists what it takes.',
+  'Every operation except health and metrics counts against a per-address rate limit (`x-ratelimit-*` headers; 429 with `Retry-After`).',
+  'All four APIs: docs/api.md.',
+].join('\n\n');
 
 /**
  * The common shell of every service: logging with request ids, problem+json errors, auth
@@ -48,6 +59,11 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
     },
     ajv: { customOptions: { removeAdditional: false, allErrors: true } },
     return503OnClosing: true,
+    // Errors the router raises before a route runs (a path parameter over 100 characters, a bad
+    // percent-encoding) leave as problems too.
+    frameworkErrors: (error, _request, reply) => {
+      void sendProblem(reply, toProblem(error));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onRequest', async (request, reply) => {
@@ -60,13 +76,17 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
   const outages = new Outages(logger);
   installErrorHandling(app, outages);
   installUnreadBodyHandling(app);
+  // Only the media types a route documents are parsed: text/plain on a JSON route is a 415.
+  app.removeContentTypeParser('text/plain');
+  installContentTypeCheck(app);
+  installInputGuard(app);
 
   await app.register(rateLimit, {
     max: deps.config.RATE_LIMIT_PER_MINUTE,
     timeWindow: 60_000,
     // Per address: the limit runs before authentication, and keying on an unverified token's
     // org would let anyone drain another organisation's budget.
-    allowList: (request) => request.url.startsWith('/health/') || request.url === '/metrics',
+    allowList: (request) => isRateLimitExempt(request.url.split('?')[0] ?? ''),
     errorResponseBuilder: (_request, context) => {
       return new Problem(commonProblems.RATE_LIMITED, `Limit of ${context.max} requests per minute reached`, {}, {
         'retry-after': String(Math.ceil(context.ttl / 1000)),
@@ -77,18 +97,17 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: `postbud ${info.name}`, description: info.description, version: info.version ?? '0.1.0' },
-      components: {
-        securitySchemes: {
-          bearer: {
-            type: 'http',
-            scheme: 'bearer',
-            bearerFormat: 'JWT',
-            description: 'Maskinporten-shaped access token (machine clients) or ID-porten-shaped token (citizens)',
-          },
-        },
+      info: {
+        title: `postbud ${info.name}`,
+        description: `${info.description}\n\n${API_RULES}`,
+        version: info.version ?? '0.1.0',
+        license: { name: 'UNLICENSED (internal)', url: 'https://postbud.dev/license' },
+        contact: { name: 'postbud operators', url: 'https://postbud.dev/docs/api' },
       },
+      components: { securitySchemes: SECURITY_SCHEMES as never },
     },
+    transform: operationTransform(info.name) as never,
+    transformObject: documentTransform(info.name) as never,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

@@ -165,13 +165,20 @@ export function installHealth(app: FastifyInstance, deps: Pick<ServiceDeps, 'db'
   app.addHook('onReady', async () => prober.start());
   app.addHook('onClose', async () => prober.stop());
 
-  app.get('/health/live', { schema: { tags: ['health'], response: { 200: Type.Object({ status: Type.Literal('live') }) } } }, async () => ({
+  app.get('/health/live', { schema: { tags: ['health'], summary: 'Liveness: the process runs', description: 'Public and not rate-limited, for orchestrators. Never touches a dependency.', response: { 200: Type.Object({ status: Type.Literal('live') }) } } }, async () => ({
     status: 'live' as const,
   }));
 
   app.get(
     '/health/ready',
-    { schema: { tags: ['health'], response: { 200: Ready, 503: Ready } } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: database, migrations and (where required) the queue backend',
+        description: 'Public and not rate-limited, for orchestrators and load balancers: 200 when the service can serve requests (`ready`, or `degraded` when only a dependency it can do without is down), 503 `not-ready` otherwise. Answers from the last background probe, within ~100 ms.',
+        response: { 200: Ready, 503: Ready },
+      },
+    },
     async (_request, reply) => {
       const last = await prober.current(80);
       const unknown: CheckResult = { ok: false, required: true, detail: 'not probed yet' };

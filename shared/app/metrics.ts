@@ -32,8 +32,19 @@ export function installMetrics(app: FastifyInstance, service: string): void {
     requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    reply.type(registry.contentType);
-    return registry.metrics();
-  });
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['metrics'],
+        summary: 'Prometheus metrics',
+        description: 'Text exposition format: request counts and latencies by route pattern (never by URL), process metrics and the service\'s own. Public and not rate-limited, for the scraper; restrict it at the network.',
+        response: { 200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: { type: 'string', maxLength: 10_000_000 } } } } },
+      },
+    },
+    async (_request, reply) => {
+      reply.type(registry.contentType);
+      return registry.metrics();
+    },
+  );
 }

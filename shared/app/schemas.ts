@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { EXAMPLE } from './example-values.js';
 
 /** RFC 9457 problem details as every error response carries them (extensions allowed). */
 export const ProblemSchema = Type.Object(
@@ -10,7 +11,7 @@ export const ProblemSchema = Type.Object(
     instance: Type.Optional(Type.String()),
     code: Type.String(),
   },
-  { additionalProperties: true, description: 'RFC 9457 problem details (application/problem+json)' },
+  { additionalProperties: true, title: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' },
 );
 
 /** The error responses a guarded route can give, plus any extra status codes. */
@@ -20,7 +21,10 @@ export const errors = (...extra: number[]) => {
   return out;
 };
 
-export const DateTime = Type.String({ format: 'date-time' });
-export const Uuid = Type.String({ format: 'uuid' });
-export const Orgnr = Type.String({ pattern: '^[0-9]{9}$', description: 'organisation number (9 digits, mod-11)' });
+export const DateTime = Type.String({ format: 'date-time', maxLength: 40 });
+export const Uuid = Type.String({ format: 'uuid', maxLength: 36 });
+export const Orgnr = Type.String({ pattern: '^[0-9]{9}$', maxLength: 9, description: 'organisation number (9 digits, mod-11)', examples: [EXAMPLE.senderOrgnr] });
 export const Language = Type.Union([Type.Literal('nb'), Type.Literal('nn'), Type.Literal('en'), Type.Literal('se')]);
+
+/** A personId as requests carry it; checked against the fødselsnummer/D-number rules by the route. */
+export const PersonIdInput = Type.String({ minLength: 1, maxLength: 64, description: 'fødselsnummer or D-number (11 digits)', examples: [EXAMPLE.personId] });

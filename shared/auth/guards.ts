@@ -13,8 +13,33 @@ declare module 'fastify' {
   }
 }
 
-/** The OpenAPI security requirement every guarded route declares. */
-export const BEARER_SECURITY = [{ bearer: [] }];
+/**
+ * Kept for routes that still name it: the OpenAPI `security` of an operation is generated from
+ * the guard it runs (see `guardOf` and shared/app/api-contract.ts), never from this constant.
+ */
+export const BEARER_SECURITY: { [scheme: string]: string[] }[] = [];
+
+/** What a guard enforces, carried on the guard function so the API documents are derived from it. */
+export type GuardInfo = { kind: 'client'; anyOf: readonly Scope[] } | { kind: 'citizen'; minAcr?: Acr | undefined };
+
+const GUARD_INFO = Symbol.for('postbud.guard');
+
+function withInfo<F extends object>(fn: F, info: GuardInfo): F {
+  Object.defineProperty(fn, GUARD_INFO, { value: info });
+  return fn;
+}
+
+/** The guard among a route's hooks (onRequest, preParsing, preValidation, preHandler), if any. */
+export function guardOf(route: { [hook: string]: unknown }): GuardInfo | undefined {
+  for (const hook of ['onRequest', 'preParsing', 'preValidation', 'preHandler']) {
+    const fns = route[hook];
+    for (const fn of Array.isArray(fns) ? fns : fns ? [fns] : []) {
+      const info = (fn as { [GUARD_INFO]?: GuardInfo })[GUARD_INFO];
+      if (info) return info;
+    }
+  }
+  return undefined;
+}
 
 async function authenticate(app: FastifyInstance, request: FastifyRequest): Promise<Principal> {
   const header = request.headers.authorization;
@@ -37,24 +62,24 @@ async function authenticate(app: FastifyInstance, request: FastifyRequest): Prom
 
 /** A machine client holding at least one of `anyOf`. */
 export function requireClient(...anyOf: Scope[]) {
-  return async function clientGuard(this: FastifyInstance, request: FastifyRequest): Promise<void> {
+  return withInfo(async function clientGuard(this: FastifyInstance, request: FastifyRequest): Promise<void> {
     const p = await authenticate(this, request);
     if (p.kind !== 'client') throw new Problem(commonProblems.FORBIDDEN, 'This operation is for machine clients');
     if (!anyOf.some((s) => p.scopes.has(s))) {
       throw new Problem(commonProblems.FORBIDDEN_SCOPE, `Requires one of: ${anyOf.join(', ')}`, { required: anyOf });
     }
-  };
+  }, { kind: 'client', anyOf });
 }
 
 /** A citizen; `minAcr` for operations that change anything. */
 export function requireCitizen(minAcr?: Acr) {
-  return async function citizenGuard(this: FastifyInstance, request: FastifyRequest): Promise<void> {
+  return withInfo(async function citizenGuard(this: FastifyInstance, request: FastifyRequest): Promise<void> {
     const p = await authenticate(this, request);
     if (p.kind !== 'citizen') throw new Problem(commonProblems.FORBIDDEN, 'This operation is for citizens');
     if (minAcr && !acrAtLeast(p.acr, minAcr)) {
       throw new Problem(commonProblems.INSUFFICIENT_ACR, `Requires acr ${minAcr} or higher`, { required: minAcr });
     }
-  };
+  }, { kind: 'citizen', minAcr });
 }
 
 export function clientOf(request: FastifyRequest): ClientPrincipal {

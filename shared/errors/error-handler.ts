@@ -22,12 +22,15 @@ const FASTIFY_CODES: Record<string, ProblemType> = {
   FST_FIELDS_LIMIT: commonProblems.PAYLOAD_TOO_LARGE,
   FST_INVALID_MULTIPART_CONTENT_TYPE: commonProblems.UNSUPPORTED_MEDIA_TYPE,
   FST_ERR_VALIDATION: commonProblems.VALIDATION,
+  FST_ERR_MAX_PARAM_LENGTH: commonProblems.URI_TOO_LONG,
+  FST_ERR_BAD_URL: commonProblems.VALIDATION,
 };
 
 /** How many schema errors an answer lists (the rest are counted in `moreErrors`). */
 export const MAX_VALIDATION_ERRORS = 20;
 
 const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+const MULTIPART_PARSE_ERROR = /^(Unexpected end of (multipart data|form)|Malformed part header|Part terminated early|Multipart: Boundary not found|Unexpected end of file)/;
 
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
@@ -54,6 +57,8 @@ export function toProblem(error: FastifyError | Error): Problem {
     const more = fe.validation.length - errors.length;
     return new Problem(commonProblems.VALIDATION, clip(fe.message, 500), { errors, ...(more > 0 ? { moreErrors: more } : {}) });
   }
+  // The multipart parser (busboy) fails a body that ends early or is malformed with plain errors.
+  if (fe.statusCode === undefined && MULTIPART_PARSE_ERROR.test(fe.message)) return new Problem(commonProblems.MALFORMED_BODY, `The multipart body could not be parsed: ${fe.message}`);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new Problem(mapped, fe.message);
   const status = fe.statusCode ?? 500;
@@ -88,7 +93,13 @@ export function installErrorHandling(app: FastifyInstance, outages?: Outages): v
       request.log.debug({ dependency: down }, 'request failed: dependency unavailable');
       return sendProblem(reply, new Problem(commonProblems.UNAVAILABLE, `The ${down === 'database' ? 'database' : 'queue backend'} is unavailable; retry later`));
     }
-    const problem = toProblem(error);
+    let problem = toProblem(error);
+    if (problem.problemType === commonProblems.UNSUPPORTED_MEDIA_TYPE && !('accepted' in problem.extensions)) {
+      // The route's own 415 type (e.g. ingestion's multipart-required) when it names one.
+      const own = (request.routeOptions.config as { unsupportedMediaType?: ProblemType } | undefined)?.unsupportedMediaType;
+      const consumes = (request.routeOptions.schema as { consumes?: readonly string[] } | undefined)?.consumes;
+      problem = new Problem(own ?? problem.problemType, problem.detail, { ...problem.extensions, accepted: [...(consumes ?? ['application/json'])] }, problem.headers);
+    }
     if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: problem.problemType.code }, 'request rejected');
     return sendProblem(reply, problem);

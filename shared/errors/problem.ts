@@ -53,6 +53,8 @@ export class Problem extends Error {
   }
 }
 
+const catalogues = new Map<string, ProblemType[]>();
+
 /** Builds a service's catalogue of problem types with one code prefix. */
 export function defineProblems<K extends string>(
   prefix: string,
@@ -63,7 +65,13 @@ export function defineProblems<K extends string>(
     const d = defs[key];
     out[key] = { ...d, code: `${prefix}_${key}` };
   }
+  catalogues.set(prefix, [...(catalogues.get(prefix) ?? []), ...Object.values<ProblemType>(out)]);
   return out;
+}
+
+/** Every problem type defined under these code prefixes (the API documents list them per status). */
+export function problemTypes(...prefixes: string[]): ProblemType[] {
+  return prefixes.flatMap((p) => catalogues.get(p) ?? []);
 }
 
 /** Problems any service can raise: HTTP-level causes that do not belong to one domain. */
@@ -79,6 +87,7 @@ export const commonProblems = defineProblems('POSTBUD', {
   METHOD_NOT_ALLOWED: { slug: 'method-not-allowed', status: 405, title: 'The resource does not support this method' },
   CONFLICT: { slug: 'conflict', status: 409, title: 'The request conflicts with the current state' },
   PAYLOAD_TOO_LARGE: { slug: 'payload-too-large', status: 413, title: 'The request body is too large' },
+  URI_TOO_LONG: { slug: 'uri-too-long', status: 414, title: 'A path segment is longer than any resource id' },
   UNSUPPORTED_MEDIA_TYPE: { slug: 'unsupported-media-type', status: 415, title: 'The request content type is not supported' },
   RATE_LIMITED: { slug: 'rate-limited', status: 429, title: 'Too many requests' },
   INTERNAL: { slug: 'internal', status: 500, title: 'Internal error' },

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
+import { findBadValue } from '../../../shared/app/input-guard.js';
 import type { DocumentInput } from '../../../shared/crypto/asice.js';
 import { commonProblems, Problem } from '../../../shared/errors/problem.js';
 import { DocumentGuard, type SizeBudget } from '../documents.js';
@@ -76,19 +77,33 @@ export async function readMessagePart(parts: Parts): Promise<unknown> {
   if (part.type === 'file') raw = (await readLimited(part.file, MAX_MESSAGE_PART).catch((err: unknown) => Promise.reject(partsError(err)))).toString('utf8');
   else if (part.valueTruncated) throw new Problem(ingestionProblems.INVALID_MESSAGE, 'The message part is too large');
   else raw = part.value;
-  if (typeof raw !== 'string') return raw; // parsed by the multipart plugin (Content-Type: application/json)
-  try {
-    return JSON.parse(raw) as unknown;
-  } catch {
-    throw new Problem(ingestionProblems.INVALID_MESSAGE, 'The message part is not valid JSON');
+  let value: unknown = raw; // parsed by the multipart plugin when sent with Content-Type: application/json
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw) as unknown;
+    } catch {
+      throw new Problem(ingestionProblems.INVALID_MESSAGE, 'The message part is not valid JSON');
+    }
   }
+  const bad = findBadValue(value);
+  if (bad) {
+    throw new Problem(ingestionProblems.INVALID_MESSAGE, `message${bad.pointer} ${bad.message}`, { errors: [{ in: 'message', pointer: bad.pointer || '/', message: bad.message }] });
+  }
+  return value;
 }
+
+/** The form field name of every file part (one part per declared document, repeated). */
+export const DOCUMENT_FIELD = 'document';
 
 /** The next part must be the file of `doc`. */
 async function documentPart(parts: Parts, doc: DeclaredDocument): Promise<MultipartFile> {
   const part = await parts.next();
   if (!part) throw new Problem(ingestionProblems.MISSING_DOCUMENT, `No file part for document ${JSON.stringify(doc.name)}; send them in the declared order`, { document: doc.name });
   if (part.type !== 'file') throw new Problem(ingestionProblems.UNEXPECTED_PART, `Expected the file of ${JSON.stringify(doc.name)}, got field ${JSON.stringify(part.fieldname)}`);
+  if (part.fieldname !== DOCUMENT_FIELD) {
+    part.file.resume();
+    throw new Problem(ingestionProblems.UNEXPECTED_PART, `File parts are named ${JSON.stringify(DOCUMENT_FIELD)}, got ${JSON.stringify(part.fieldname.slice(0, 100))}`);
+  }
   if (part.filename !== doc.name) {
     part.file.resume();
     throw new Problem(ingestionProblems.MISSING_DOCUMENT, `Expected the file ${JSON.stringify(doc.name)} next (declared order), got ${JSON.stringify(part.filename)}`, { document: doc.name });

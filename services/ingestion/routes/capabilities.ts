@@ -6,7 +6,7 @@ import { cleanPurpose } from '../../../shared/registry/lookup-audit.js';
 import { capabilitiesFor } from '../capabilities.js';
 import { requireActiveSender } from '../intake.js';
 import type { IngestionRouteOptions } from './context.js';
-import { errors, Orgnr } from './schemas.js';
+import { errors, Orgnr, PersonIdInput } from './schemas.js';
 
 const ProviderRef = Type.Union([Type.Object({ orgnr: Orgnr, name: Type.String() }), Type.Null()]);
 const Status = (values: string[], description: string) => Type.Union([...values.map((v) => Type.Literal(v)), Type.Null()], { description });
@@ -45,7 +45,7 @@ const capabilitiesRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app
           'DESIGN flow 1: the route a letter would take now, with reason codes. Never returns contact points or certificates; the mailbox (provider and address) only with postbud:lookup.digitalpost, as in the registry lookup. Every answer is written to the lookup audit (org, client, scopes, API `capabilities`, X-Purpose), never which person.',
         tags: ['capabilities'],
         security: BEARER_SECURITY,
-        params: Type.Object({ personId: Type.String({ maxLength: 64 }) }),
+        params: Type.Object({ personId: PersonIdInput }),
         headers: Type.Object({
           'x-purpose': Type.Optional(Type.String({ maxLength: 1000, description: 'Why the lookup is made; stored in the lookup audit (at most 200 characters kept)' })),
         }),

@@ -3,12 +3,13 @@ import { Type } from 'typebox';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { ALLOWED_MIME_TYPES } from '../documents.js';
-import { submitLetter } from '../intake.js';
+import { DOCUMENT_FIELD, submitLetter } from '../intake.js';
 import { LetterPartSchema, submitBatch } from '../bulk.js';
 import { cancelMessage } from '../cancel.js';
 import { listMessages, messageStatus, type MessageQuery, type MessageStatus as Status } from '../status.js';
+import { ingestionProblems } from '../problems.js';
 import type { IngestionRouteOptions } from './context.js';
-import { DateTime, errors, MessagePartSchema, MessageStatus, Orgnr, ProblemSchema, SubmitResponse, Uuid } from './schemas.js';
+import { DateTime, errors, LETTER_EXAMPLE, MessagePartSchema, MessageStatus, Orgnr, ProblemSchema, SubmitResponse, Uuid } from './schemas.js';
 
 const Summary = {
   id: Uuid,
@@ -70,11 +71,17 @@ const TimeFilter = (description: string) => Type.Optional(Type.String({ format: 
 const MultipartBody = Type.Object(
   {
     message: MessagePartSchema,
-    documents: Type.Array(Type.String({ format: 'binary' }), {
-      description: `One file part per declared document, in the declared order, each with filename = the document's name. Allowed types: ${ALLOWED_MIME_TYPES.join(', ')}`,
+    [DOCUMENT_FIELD]: Type.Array(Type.String({ format: 'binary', maxLength: 100 * 1024 * 1024 }), {
+      minItems: 1,
+      maxItems: 1001,
+      description: `One file part named \`${DOCUMENT_FIELD}\` per declared document, in the declared order, each with filename = the document's name. Allowed types: ${ALLOWED_MIME_TYPES.join(', ')}`,
     }),
   },
-  { description: 'multipart/form-data: first the `message` part (JSON), then one file part per document' },
+  {
+    title: 'LetterSubmission',
+    description: `multipart/form-data: first the \`message\` part (JSON), then one file part named \`${DOCUMENT_FIELD}\` per document`,
+    examples: [{ message: LETTER_EXAMPLE, [DOCUMENT_FIELD]: [''] }],
+  },
 );
 
 const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
@@ -84,6 +91,7 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
     '/v1/messages',
     {
       onRequest: requireClient(SCOPES.send),
+      config: { unsupportedMediaType: ingestionProblems.MULTIPART_REQUIRED },
       // The body is a stream read part by part (never buffered); the schema documents it and
       // the handler validates each part itself.
       validatorCompiler: () => () => true,
@@ -101,6 +109,13 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
         headers: Type.Object({ 'idempotency-key': Type.String({ minLength: 1, maxLength: 255, description: 'Your unique key for this letter, e.g. a UUID' }) }),
         body: MultipartBody,
         response: { 201: SubmitResponse, ...errors(408, 409, 413, 415, 422, 429, 503) },
+        responseHeaders: {
+          201: {
+            Location: { description: 'The letter: GET it for its status and timeline', type: 'string', maxLength: 64, examples: ['/v1/messages/0b8f2c4e-6a1d-4e3b-9c5f-7d2a1b3c4d5e'] },
+            'Idempotent-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key', type: 'string', enum: ['true'] },
+          },
+          409: { 'Retry-After': { description: 'A request with this Idempotency-Key is in progress: seconds to wait', type: 'integer', minimum: 0, maximum: 3600 } },
+        },
       },
     },
     async (request, reply) => {

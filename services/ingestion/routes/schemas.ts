@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
-import { ProblemSchema, errors, DateTime, Uuid, Orgnr, Language } from '../../../shared/app/schemas.js';
+import { EXAMPLE } from '../../../shared/app/example-values.js';
+import { ProblemSchema, errors, DateTime, Uuid, Orgnr, Language, PersonIdInput } from '../../../shared/app/schemas.js';
 
 export const SecurityLevel = Type.Union([Type.Literal(3), Type.Literal(4)], { description: '3 = idporten-loa-substantial, 4 = idporten-loa-high' });
 
@@ -11,7 +12,7 @@ export const PrintAddress = Type.Object(
     addressLines: Type.Array(Text(200), { minItems: 1, maxItems: 4 }),
     postalCode: Text(20),
     city: Text(100),
-    country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2; default NO' })),
+    country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', maxLength: 2, description: 'ISO 3166-1 alpha-2; default NO' })),
   },
   { additionalProperties: false },
 );
@@ -36,13 +37,32 @@ export const DocumentSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The letter every document shows: to the seeded example person, with a print fallback. */
+export const LETTER_EXAMPLE = {
+  recipient: { personId: EXAMPLE.personId },
+  title: 'Vedtak om tilskudd',
+  language: 'nb',
+  securityLevel: 4,
+  openReceipt: true,
+  notifications: { email: { text: 'Du har fått et brev fra kommunen' }, sms: { text: 'Du har fått post' }, repeatAfterDays: [0, 7] },
+  print: {
+    recipient: { name: 'Ola Nordmann', addressLines: ['Storgata 1'], postalCode: '0155', city: 'Oslo', country: 'NO' },
+    returnAddress: { name: 'Eksempel kommune', addressLines: ['Postboks 1'], postalCode: '4601', city: 'Kristiansand' },
+    color: 'BW',
+    class: 'B',
+    returnHandling: 'SHRED',
+  },
+  senderReference: 'sak-2026-0042',
+  documents: [{ name: 'vedtak.pdf', mime: 'application/pdf', main: true }],
+};
+
 export const MessagePartSchema = Type.Object(
   {
-    recipient: Type.Object({ personId: Type.String({ maxLength: 64, description: 'fødselsnummer or D-number' }) }, { additionalProperties: false }),
+    recipient: Type.Object({ personId: PersonIdInput }, { additionalProperties: false }),
     title: Type.String({ minLength: 1, maxLength: 255, description: 'Non-sensitive title, shown in alerts and lists' }),
     language: Language,
     securityLevel: SecurityLevel,
-    availableAt: Type.Optional(Type.String({ format: 'date-time', description: 'Not visible or alerted before this; default now' })),
+    availableAt: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'Not visible or alerted before this; default now' })),
     openReceipt: Type.Optional(Type.Boolean({ description: 'Ask for an OPENED receipt (åpningskvittering)' })),
     notifications: Type.Optional(
       Type.Object(
@@ -58,7 +78,7 @@ export const MessagePartSchema = Type.Object(
     senderReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Your reference; unique per sender' })),
     documents: Type.Array(DocumentSchema, { minItems: 1, maxItems: 1001 }),
   },
-  { additionalProperties: false, description: 'The JSON `message` part of POST /v1/messages' },
+  { additionalProperties: false, title: 'LetterMessage', description: 'The JSON `message` part of POST /v1/messages' },
 );
 export type MessagePart = Static<typeof MessagePartSchema>;
 export type PrintPart = Static<typeof PrintSchema>;
@@ -81,4 +101,4 @@ export const SubmitResponse = Type.Object({
   links: Links,
 });
 
-export { ProblemSchema, errors, DateTime, Uuid, Orgnr, Language };
+export { ProblemSchema, errors, DateTime, Uuid, Orgnr, Language, PersonIdInput };

@@ -5,11 +5,11 @@ import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/g
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { notificationContext } from '../context.js';
 import { INVITATION_RESULTS, invite } from '../invitations.js';
-import { errors } from '../../../shared/app/schemas.js';
+import { errors, PersonIdInput } from '../../../shared/app/schemas.js';
 
 const Body = Type.Object(
   {
-    personIds: Type.Array(Type.String({ maxLength: 64, description: 'fødselsnummer or D-number' }), { minItems: 1, maxItems: 1000 }),
+    personIds: Type.Array(PersonIdInput, { minItems: 1, maxItems: 1000 }),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { EXAMPLE } from '../../../shared/app/example-values.js';
 import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { BEARER_SECURITY, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
@@ -48,7 +49,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
     '/v1/admin/senders',
     {
       onRequest: guard,
-      schema: { summary: 'Onboard a sender', tags, security: BEARER_SECURITY, body: Type.Object({ orgnr: Type.String({ maxLength: 20 }), name: Name }, { additionalProperties: false }), response: { 201: SenderSchema, ...errors(409) } },
+      schema: { summary: 'Onboard a sender', tags, security: BEARER_SECURITY, body: Type.Object({ orgnr: Type.String({ minLength: 1, maxLength: 20 }), name: Name }, { additionalProperties: false, examples: [{ orgnr: '822010571', name: 'Eksempel kommune' }] }), response: { 201: SenderSchema, ...errors(409) } },
     },
     async (request, reply) => reply.code(201).send(senderJson(await createSender(db, request.body, now()))),
   );
@@ -82,7 +83,10 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
         description: 'A digital provider needs an encryption certificate: X.509, RSA >= 2048 bits, valid now, key usage allowing keyEncipherment.',
         tags,
         security: BEARER_SECURITY,
-        body: Type.Object({ orgnr: Type.String({ maxLength: 20 }), name: Name, kind: Kind, certificate: Type.Optional(CertificateInput) }, { additionalProperties: false }),
+        body: Type.Object(
+          { orgnr: Type.String({ minLength: 1, maxLength: 20 }), name: Name, kind: Kind, certificate: Type.Optional(CertificateInput) },
+          { additionalProperties: false, examples: [{ orgnr: '913560302', name: 'Eksempel print AS', kind: 'print' }] },
+        ),
         response: { 201: ProviderSchema, ...errors(409) },
       },
     },
@@ -98,8 +102,8 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
         description: 'A suspended provider\'s mailboxes are not offered in lookups; its persons enter the change feed.',
         tags,
         security: BEARER_SECURITY,
-        params: Type.Object({ orgnr: Orgnr }),
-        body: Type.Object({ name: Type.Optional(Name), status: Type.Optional(Status) }, { additionalProperties: false, minProperties: 1 }),
+        params: Type.Object({ orgnr: Type.String({ ...Orgnr, examples: [EXAMPLE.providerOrgnr] }) }),
+        body: Type.Object({ name: Type.Optional(Name), status: Type.Optional(Status) }, { additionalProperties: false, minProperties: 1, examples: [{ name: 'Digipost', status: 'active' }] }),
         response: { 200: ProviderSchema, ...errors(404) },
       },
     },
@@ -118,7 +122,13 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app
         tags,
         security: BEARER_SECURITY,
         consumes: NDJSON,
-        body: Type.String({ description: 'JSON lines' }),
+        body: Type.String({
+          description: 'JSON lines',
+          maxLength: IMPORT_LIMIT,
+          examples: [
+            `${JSON.stringify({ personId: EXAMPLE.personId, language: 'nb', email: 'ola.nordmann@example.com', emailUpdatedAt: '2026-01-15T09:30:00.000Z', mailbox: { providerOrgnr: EXAMPLE.providerOrgnr, address: EXAMPLE.mailboxAddress } })}\n`,
+          ],
+        }),
         response: {
           200: Type.Object({ received: Type.Integer(), created: Type.Integer(), updated: Type.Integer(), unchanged: Type.Integer(), mailboxesActivated: Type.Integer() }),
           ...errors(413, 415),

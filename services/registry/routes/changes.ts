@@ -20,7 +20,7 @@ const changeRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (ap
         security: BEARER_SECURITY,
         querystring: Type.Object(
           {
-            after: Type.String({ pattern: '^[0-9]{1,18}$', default: '0', description: 'the last seq already processed' }),
+            after: Type.String({ pattern: '^[0-9]{1,18}$', maxLength: 18, default: '0', description: 'the last seq already processed' }),
             limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
           },
           { additionalProperties: false },

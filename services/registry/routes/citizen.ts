@@ -73,9 +73,9 @@ const citizenRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (a
     recordJson(await ownRecord(db, pidOf(request), now())),
   );
 
-  const contacts: { kind: ContactKind; path: string; field: 'address' | 'number'; label: string }[] = [
-    { kind: 'email', path: 'email', field: 'address', label: 'e-mail address' },
-    { kind: 'mobile', path: 'mobile', field: 'number', label: 'mobile number' },
+  const contacts: { kind: ContactKind; path: string; field: 'address' | 'number'; label: string; example: string }[] = [
+    { kind: 'email', path: 'email', field: 'address', label: 'e-mail address', example: 'ola.nordmann@example.com' },
+    { kind: 'mobile', path: 'mobile', field: 'number', label: 'mobile number', example: '+4791234567' },
   ];
   for (const c of contacts) {
     app.put(
@@ -87,8 +87,8 @@ const citizenRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (a
           description: 'Updated now; not verified until confirmed.',
           tags,
           security: BEARER_SECURITY,
-          body: Type.Object({ [c.field]: Type.String({ minLength: 1, maxLength: 254 }) }, { additionalProperties: false }),
-          response: answer,
+          body: Type.Object({ [c.field]: Type.String({ minLength: 1, maxLength: 254 }) }, { additionalProperties: false, examples: [{ [c.field]: c.example }] }),
+          response: errorsWith(answer, 409),
         },
       },
       async (request) => {

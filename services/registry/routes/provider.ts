@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { EXAMPLE } from '../../../shared/app/example-values.js';
 import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
@@ -40,7 +41,10 @@ const providerRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (
         description: 'Becomes the person\'s active mailbox if they have none. Registering the same address for the same person again returns it (200).',
         tags,
         security: BEARER_SECURITY,
-        body: Type.Object({ personId: PersonIdString, address: Address, certificate: Type.Optional(CertificateInput) }, { additionalProperties: false }),
+        body: Type.Object(
+          { personId: PersonIdString, address: Address, certificate: Type.Optional(CertificateInput) },
+          { additionalProperties: false, examples: [{ personId: EXAMPLE.personId, address: EXAMPLE.mailboxAddress }] },
+        ),
         response: { 200: MailboxSchema, 201: MailboxSchema, ...errors(409) },
       },
     },
@@ -70,7 +74,10 @@ const providerRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (
         tags,
         security: BEARER_SECURITY,
         params,
-        body: Type.Object({ address: Type.Optional(Address), certificate: Type.Optional(Type.Union([CertificateInput, Type.Null()])) }, { additionalProperties: false, minProperties: 1 }),
+        body: Type.Object(
+          { address: Type.Optional(Address), certificate: Type.Optional(Type.Union([CertificateInput, Type.Null()])) },
+          { additionalProperties: false, minProperties: 1, examples: [{ address: EXAMPLE.mailboxAddress }] },
+        ),
         response: { 200: MailboxSchema, ...errors(404, 409) },
       },
     },

@@ -67,6 +67,16 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
           'DER CMS EnvelopedData for the provider certificate (RSAES-OAEP SHA-256 key transport, AES-256-CBC content) around the ASiC-E package. `openssl cms -decrypt -inform DER -recip cert.pem -inkey key.pem` gives back the ZIP. The ETag is the fingerprint from the listing.',
         security: BEARER_SECURITY,
         params: DeliveryParams,
+        headers: Type.Object({
+          'if-none-match': Type.Optional(Type.String({ maxLength: 200, description: 'The ETag (quoted fingerprint) of a copy you have: 304 if it is still the package' })),
+        }),
+        responseHeaders: {
+          200: {
+            ETag: { description: 'The quoted SHA-256 fingerprint of the CMS bytes, as in the listing', type: 'string', maxLength: 66 },
+            'Content-Length': { description: 'Exact byte length of the package', type: 'integer', minimum: 0, maximum: 2 ** 40 },
+          },
+          304: { ETag: { description: 'The quoted SHA-256 fingerprint of the CMS bytes', type: 'string', maxLength: 66 } },
+        },
         response: {
           200: {
             description: 'The CMS bytes (application/pkcs7-mime), with Content-Length and ETag',

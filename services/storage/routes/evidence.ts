@@ -42,6 +42,7 @@ const evidence: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }
       schema: {
         tags: ['evidence'],
         summary: 'Every signed tree head, smallest first',
+        description: 'Page with `after` = the last treeSize you have (`nextAfter` of the previous page). Public like the latest head: heads hold no letter\'s data.',
         querystring: Type.Object({ after: Type.Optional(TreeSize), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }),
         response: { 200: HeadList, 400: ProblemSchema },
       },

@@ -70,7 +70,7 @@ t.test('malformed letters get a 4xx problem, never a 5xx, and leave nothing behi
     ['main document not first', () => form(letter({ documents: [doc('a.pdf', 'application/pdf'), doc('b.pdf', 'application/pdf', true)] }), []), 400, 'ingestion/invalid-message'],
     ['JSON body instead of multipart', () => raw(JSON.stringify(letter()), 'application/json'), 415, 'ingestion/multipart-required'],
     ['text/plain body', () => raw('hello', 'text/plain'), 415, 'ingestion/multipart-required'],
-    ['XML body', () => raw('<a/>', 'application/xml'), 415, 'unsupported-media-type'],
+    ['XML body', () => raw('<a/>', 'application/xml'), 415, 'ingestion/multipart-required'], // the route's own 415 type, with the accepted list,
     ['multipart without boundary', () => raw('whatever', 'multipart/form-data'), 400, 'malformed-body'],
     ['truncated multipart', () => raw(multipart(letter(), [pdf()]).payload.subarray(0, 600), `multipart/form-data; boundary=nothere`), 400, 'malformed-body'],
     ['prototype field name', () => raw(`--${boundary}\r\nContent-Disposition: form-data; name="__proto__"\r\n\r\n{}\r\n--${boundary}--\r\n`, `multipart/form-data; boundary=${boundary}`), 400, 'ingestion/unexpected-part'],
