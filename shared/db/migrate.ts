@@ -32,7 +32,9 @@ class FolderMigrationProvider implements MigrationProvider {
 export function migrator(db: AnyDb, dir = MIGRATIONS_DIR): Migrator {
   // Kysely's Postgres adapter takes an advisory lock around the run, so several processes
   // starting at once apply each migration exactly once.
-  return new Migrator({ db, provider: new FolderMigrationProvider(dir) });
+  // Unordered: migrations written in parallel land with numbers below ones a database may already
+  // have run (0014 after 0018); each is independent of the others' order, so run what is missing.
+  return new Migrator({ db, provider: new FolderMigrationProvider(dir), allowUnorderedMigrations: true });
 }
 
 export async function migrateToLatest(db: AnyDb, dir?: string): Promise<string[]> {
