@@ -8,6 +8,7 @@ import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
 import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
 import { storageProblems } from './problems.js';
+import { suspendedProblem } from './provider-status.js';
 
 /** A delivery as its provider's operations need it, with the certificate to encrypt for. */
 export interface ProviderDelivery extends EnvelopeTarget {
@@ -64,11 +65,6 @@ function deliveryQuery(db: Db) {
 type Row = Awaited<ReturnType<ReturnType<typeof deliveryQuery>['execute']>>[number];
 const toDelivery = (r: Row): ProviderDelivery => ({ ...r, ciphertextSize: Number(r.ciphertextSize ?? 0), chunks: r.chunks ?? 0 });
 
-async function providerStatus(db: Db, org: string): Promise<void> {
-  const p = await db.selectFrom('providers').select('status').where('orgnr', '=', org).executeTakeFirst();
-  if (p?.status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
-}
-
 /** Only the provider the delivery is addressed to finds it; anyone else gets 404, never 403. */
 async function ownDelivery(db: Db, org: string, id: string, forUpdate = false): Promise<ProviderDelivery> {
   let q = deliveryQuery(db).where('d.id', '=', id).where('d.provider_orgnr', '=', org);
@@ -98,7 +94,6 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
  * SKIP LOCKED lets parallel listings by one provider split the work instead of waiting.
  */
 export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number) {
-  await providerStatus(ctx.db, org);
   const leased = await ctx.db.transaction().execute(async (trx) => {
     const ids = await trx
       .selectFrom('deliveries')
@@ -170,7 +165,7 @@ export async function packageFor(ctx: StorageContext, org: string, id: string): 
   const { rows } = await ctx.pool.query({ name: 'storage-pull', text: PULL_QUERY, values: [id, org] });
   const r = rows[0] as PullRow | undefined;
   if (!r) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
-  if (r.provider_status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
+  if (r.provider_status === 'suspended') throw suspendedProblem();
   const delivery: ProviderDelivery = {
     id: r.id,
     messageId: r.message_id,

@@ -6,7 +6,7 @@ import { SCOPES } from '../../../shared/auth/scopes.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { isValidPersonId } from '../../../shared/ids/person-id.js';
 import { registryProblems } from '../problems.js';
-import { closeMailbox, getMailbox, registerMailbox, rotateProviderCertificate, updateMailbox, type MailboxView } from '../provider-mailboxes.js';
+import { closeMailbox, refuseSuspendedProvider, getMailbox, registerMailbox, rotateProviderCertificate, updateMailbox, type MailboxView } from '../provider-mailboxes.js';
 import { CertificateInput, DateTime, errors, Id, iso, NullableDateTime, PersonIdString } from './schemas.js';
 
 const MailboxSchema = Type.Object({
@@ -28,13 +28,14 @@ const Address = Type.String({ minLength: 1, maxLength: 200, pattern: '^\\S(.*\\S
 const providerRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app, { deps }) => {
   const db = deps.db.kysely;
   const now = () => deps.clock?.() ?? new Date();
-  const guard = requireClient(SCOPES.provider);
+  // Every provider route, reads included, refuses a suspended provider (the storage API does the same).
+  const guard = [requireClient(SCOPES.provider), refuseSuspendedProvider(db)];
   const tags = ['provider'];
 
   app.post(
     '/v1/provider/mailboxes',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Register a mailbox a citizen created with you',
         description: 'Becomes the person\'s active mailbox if they have none. Registering the same address for the same person again returns it (200).',
@@ -56,14 +57,14 @@ const providerRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (
 
   app.get(
     '/v1/provider/mailboxes/:id',
-    { preHandler: guard, schema: { summary: 'One of your mailboxes', tags, security: BEARER_SECURITY, params, response: { 200: MailboxSchema, ...errors(404) } } },
+    { onRequest: guard, schema: { summary: 'One of your mailboxes', tags, security: BEARER_SECURITY, params, response: { 200: MailboxSchema, ...errors(404) } } },
     async (request) => mailboxJson(await getMailbox(db, clientOf(request).org, request.params.id)),
   );
 
   app.patch(
     '/v1/provider/mailboxes/:id',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Change a mailbox\'s address or own certificate',
         description: 'certificate: null removes the mailbox\'s own certificate (the provider\'s is used).',
@@ -80,7 +81,7 @@ const providerRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (
   app.post(
     '/v1/provider/mailboxes/:id/close',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Close a mailbox (the account is gone)',
         description: 'If it was the person\'s active mailbox they have none until they choose another; pending letters are re-addressed.',
@@ -96,7 +97,7 @@ const providerRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (
   app.put(
     '/v1/provider/certificate',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Rotate your encryption certificate',
         description: 'Checked like at registration (X.509, RSA >= 2048 bits, valid now, keyEncipherment). Persons whose mailbox has no own certificate enter the change feed.',

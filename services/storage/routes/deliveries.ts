@@ -7,6 +7,7 @@ import { SCOPES } from '../../../shared/auth/scopes.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { acknowledge, acknowledgeMany, leaseDeliveries, packageFor, reportEvent, type ProviderEvent } from '../deliveries.js';
 import { AckBatchBody, AckBatchResponse, DeliveryList, DeliveryParams, DeliveryStatusSchema, errors, ProviderEventSchema } from './schemas.js';
+import { refuseSuspendedProvider } from '../provider-status.js';
 
 export const CMS_CONTENT_TYPE = 'application/pkcs7-mime; smime-type=enveloped-data';
 
@@ -14,7 +15,9 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) => {
   const ctx = () => storageContext(deps);
-  const guard = requireClient(SCOPES.provider);
+  const client = requireClient(SCOPES.provider);
+  // Every provider route refuses a suspended provider, reads and writes alike.
+  const guard = [client, refuseSuspendedProvider(deps.db.kysely)];
 
   app.get(
     '/v1/deliveries',
@@ -57,7 +60,8 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
   app.get(
     '/v1/deliveries/:id/package',
     {
-      onRequest: guard,
+      // The download's one prepared query reads the provider's status itself (hot path).
+      onRequest: client,
       schema: {
         tags: ['deliveries'],
         summary: 'Download the package as CMS EnvelopedData',
