@@ -9,6 +9,7 @@ import type { StorageContext } from '../../shared/storage/context.js';
 import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
 import { storageProblems } from './problems.js';
 import { suspendedProblem } from './provider-status.js';
+import { checkAgainstLetter, type ProviderEvent } from './event-rules.js';
 
 /** A delivery as its provider's operations need it, with the certificate to encrypt for. */
 export interface ProviderDelivery extends EnvelopeTarget {
@@ -25,6 +26,8 @@ export interface ProviderDelivery extends EnvelopeTarget {
   packageStatus: string;
   leasedUntil: Date | null;
   ackedAt: Date | null;
+  /** When the hub offered it to this provider's route (the sealing, or the print fallback). */
+  createdAt: Date;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -51,6 +54,7 @@ function deliveryQuery(db: Db) {
       'd.state',
       'd.leased_until as leasedUntil',
       'd.acked_at as ackedAt',
+      'd.created_at as createdAt',
       'd.package_id as packageId',
       'd.envelope_header as envelopeHeader',
       'd.envelope_cert_sha256 as envelopeCertSha256',
@@ -128,7 +132,7 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
  */
 const PULL_QUERY = `
   select d.id, d.message_id, d.sender_orgnr, d.person_id, d.route, d.provider_orgnr, d.mailbox_address, d.title,
-         d.security_level, d.available_at, d.print_instructions, d.state, d.leased_until, d.acked_at, d.package_id,
+         d.security_level, d.available_at, d.print_instructions, d.state, d.leased_until, d.acked_at, d.created_at, d.package_id,
          d.envelope_header, d.envelope_cert_sha256, d.fingerprint,
          p.status as package_status, p.ciphertext_size, p.chunk_count,
          coalesce(m.certificate, pr.certificate) as certificate, pr.status as provider_status,
@@ -143,7 +147,7 @@ const PULL_QUERY = `
 type PullRow = Pick<
   DeliveryRow,
   | 'id' | 'message_id' | 'sender_orgnr' | 'person_id' | 'route' | 'provider_orgnr' | 'mailbox_address' | 'title'
-  | 'security_level' | 'available_at' | 'print_instructions' | 'state' | 'leased_until' | 'acked_at' | 'package_id'
+  | 'security_level' | 'available_at' | 'print_instructions' | 'state' | 'leased_until' | 'acked_at' | 'created_at' | 'package_id'
   | 'envelope_header' | 'envelope_cert_sha256' | 'fingerprint'
 > & {
   package_status: string;
@@ -181,6 +185,7 @@ export async function packageFor(ctx: StorageContext, org: string, id: string): 
     state: r.state,
     leasedUntil: r.leased_until,
     ackedAt: r.acked_at,
+    createdAt: r.created_at,
     packageId: r.package_id,
     envelopeHeader: r.envelope_header,
     envelopeCertSha256: r.envelope_cert_sha256,
@@ -266,11 +271,7 @@ export async function acknowledgeMany(ctx: StorageContext, org: string, ids: rea
   });
 }
 
-export type ProviderEvent =
-  | { type: 'OPENED'; at: string; securityLevel: 3 | 4 }
-  | { type: 'FAILED'; reason: string }
-  | { type: 'PRINTED'; at: string }
-  | { type: 'RETURNED'; at: string; reason?: string };
+export type { ProviderEvent };
 
 /** Which states each reported event may follow, per route; reporting the current state again is a no-op. */
 const TRANSITIONS: Record<DeliveryRoute, Partial<Record<ProviderEvent['type'], DeliveryState[]>>> = {
@@ -278,15 +279,15 @@ const TRANSITIONS: Record<DeliveryRoute, Partial<Record<ProviderEvent['type'], D
   PRINT: { PRINTED: ['PRINT_ACCEPTED'], RETURNED: ['PRINT_ACCEPTED', 'PRINTED'], FAILED: ['READY', 'PRINT_ACCEPTED'] },
 };
 
-export async function reportEvent(ctx: StorageContext, org: string, id: string, ev: ProviderEvent): Promise<DeliveryStatus> {
+export async function reportEvent(ctx: StorageContext, org: string, id: string, ev: ProviderEvent, now = new Date()): Promise<DeliveryStatus> {
   return ctx.db.transaction().execute(async (trx) => {
     const d = await ownDelivery(trx, org, id, true);
     const allowed = TRANSITIONS[d.route][ev.type];
     if (!allowed) throw new Problem(storageProblems.INVALID_TRANSITION, `${ev.type} does not apply to a ${d.route.toLowerCase()} delivery`);
+    checkAgainstLetter(d, ev, now);
     const target = ev.type as DeliveryState;
     if (d.state === target) return status(d);
     if (!allowed.includes(d.state)) throw new Problem(storageProblems.INVALID_TRANSITION, `${ev.type} cannot follow ${d.state}`);
-    const now = new Date();
     await trx
       .updateTable('deliveries')
       .set({ state: target, leased_until: null, updated_at: now, ...(d.state === 'READY' ? { acked_at: now } : {}) })

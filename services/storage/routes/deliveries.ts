@@ -152,11 +152,11 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
         tags: ['deliveries'],
         summary: 'Report what happened to a delivery',
         description:
-          'OPENED (digital, after DELIVERED; when and with which security level), PRINTED and RETURNED (print, after PRINT_ACCEPTED), FAILED with a reason. Each is an event in the evidence log; OPENED, RETURNED and FAILED give the sender a receipt. Reporting the current state again is a no-op.',
+          'OPENED (digital, after DELIVERED; when and with which security level: at least the letter\'s, and not before its availableAt), PRINTED and RETURNED (print, after PRINT_ACCEPTED), FAILED with a reason. Each is an event in the evidence log; OPENED, RETURNED and FAILED give the sender a receipt. Reporting the current state again is a no-op. An `at` in the future or before the hub offered the delivery (5 minutes\' tolerance for clock drift) is refused with 422.',
         security: BEARER_SECURITY,
         params: DeliveryParams,
         body: ProviderEventSchema,
-        response: { 200: DeliveryStatusSchema, ...errors(404, 409) },
+        response: { 200: DeliveryStatusSchema, ...errors(404, 409, 422) },
       },
     },
     async (request) => {

@@ -124,6 +124,8 @@ export interface SeedDelivery {
   providerOrgnr?: string;
   mailboxAddress?: string;
   personId?: string;
+  securityLevel?: 3 | 4;
+  availableAt?: Date;
   documents?: { name: string; mime: string; bytes: Buffer }[];
 }
 
@@ -151,6 +153,8 @@ export async function seedDelivery(deps: { config: Config; db: Db }, opts: SeedD
   ];
   const manifest = manifestInput({
     recipient: { personId, mailbox: mailboxAddress ? { providerOrgnr, address: mailboxAddress } : null },
+    securityLevel: opts.securityLevel ?? 4,
+    availableAt: (opts.availableAt ?? new Date()).toISOString(),
     ...(route === 'PRINT' ? { print: PRINT_INSTRUCTIONS } : {}),
   });
   const sealed = await sealPackage(ctx, {
@@ -166,7 +170,7 @@ export async function seedDelivery(deps: { config: Config; db: Db }, opts: SeedD
       providerOrgnr,
       mailboxAddress,
       title: manifest.title,
-      securityLevel: 4,
+      securityLevel: manifest.securityLevel,
       availableAt: new Date(manifest.availableAt),
       print: route === 'PRINT' ? PRINT_INSTRUCTIONS : null,
       sealed,
