@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { ingestionProblems } from './problems.js';
+import { senderMaySee } from '../../shared/evidence/sender-view.js';
 
 /**
  * Status as a sender sees it, folded from the evidence log by `message_status()` (migration
@@ -105,9 +106,11 @@ export async function messageStatus(db: Kysely<Database>, org: string, id: strin
   const row = rows[0];
   if (!row) throw new Problem(ingestionProblems.MESSAGE_NOT_FOUND, 'No message with this id was sent by you');
   const events = await db.selectFrom('message_events').select(['seq', 'type', 'at', 'data', 'hash']).where('message_id', '=', id).orderBy('seq').execute();
+  // seq keeps its chain value, so a hidden event shows as a gap, not as a renumbering.
+  const shown = events.filter((e) => senderMaySee(e.type, { openReceipt: row.open_receipt }));
   return {
     ...summary(row),
-    timeline: events.map((e) => {
+    timeline: shown.map((e) => {
       const status = statusOfEvent(e.type, e.data);
       return { seq: e.seq, type: e.type, at: e.at.toISOString(), ...(status ? { status } : {}), data: visible(e.data), hash: e.hash };
     }),

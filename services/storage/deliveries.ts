@@ -2,7 +2,9 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
 import type { DeliveryRoute, DeliveryRow, DeliveryState } from '../../shared/db/tables/deliveries.js';
 import { Problem } from '../../shared/errors/problem.js';
-import { appendEvent, appendEvents } from '../../shared/evidence/events.js';
+import { appendEvent, appendEvents, RECEIPT_TYPES } from '../../shared/evidence/events.js';
+import { senderMaySee } from '../../shared/evidence/sender-view.js';
+import { findMessage } from '../../shared/messages/messages.js';
 import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
@@ -279,6 +281,18 @@ const TRANSITIONS: Record<DeliveryRoute, Partial<Record<ProviderEvent['type'], D
   PRINT: { PRINTED: ['PRINT_ACCEPTED'], RETURNED: ['PRINT_ACCEPTED', 'PRINTED'], FAILED: ['READY', 'PRINT_ACCEPTED'] },
 };
 
+/**
+ * Whether the sender gets a receipt for this event: every sender-facing type does, except an
+ * OPENED the letter did not ask for (openReceipt false); the chain records it either way.
+ */
+async function senderGetsReceipt(trx: Transaction<Database>, messageId: string, type: string): Promise<boolean> {
+  if (RECEIPT_TYPES[type] === undefined) return false;
+  // Only what the open-receipt rule can hide needs the letter read.
+  if (senderMaySee(type, { openReceipt: false })) return true;
+  const letter = await findMessage(trx, messageId);
+  return senderMaySee(type, { openReceipt: letter?.openReceipt ?? false });
+}
+
 export async function reportEvent(ctx: StorageContext, org: string, id: string, ev: ProviderEvent, now = new Date()): Promise<DeliveryStatus> {
   return ctx.db.transaction().execute(async (trx) => {
     const d = await ownDelivery(trx, org, id, true);
@@ -294,7 +308,14 @@ export async function reportEvent(ctx: StorageContext, org: string, id: string, 
       .where('id', '=', d.id)
       .execute();
     const { type, ...data } = ev;
-    await appendEvent(trx, ctx.hub, { messageId: d.messageId, senderOrgnr: d.senderOrgnr, type, at: now, data: { deliveryId: d.id, providerOrgnr: org, ...data } });
+    await appendEvent(trx, ctx.hub, {
+      messageId: d.messageId,
+      senderOrgnr: d.senderOrgnr,
+      type,
+      at: now,
+      data: { deliveryId: d.id, providerOrgnr: org, ...data },
+      receipt: await senderGetsReceipt(trx, d.messageId, type),
+    });
     if (type === 'OPENED') await notifyAlerts(trx, d, type);
     return status({ ...d, state: target, ackedAt: d.state === 'READY' ? now : d.ackedAt });
   });
