@@ -93,12 +93,18 @@ const summary = (r: MessageStatusRow) => {
   };
 };
 
+/**
+ * Route and provider are where the letter is now (its newest delivery, `message_location()`,
+ * migration 0013), not the intake's first decision: re-addressing and the print fallback move it.
+ */
 const selectWithStatus = sql`
-  select m.id, m.sender_reference, m.route, m.provider_orgnr, p.name as provider_name, m.security_level, m.available_at,
+  select m.id, m.sender_reference, coalesce(l.route, m.route) as route, coalesce(l.provider_orgnr, m.provider_orgnr) as provider_orgnr,
+         p.name as provider_name, m.security_level, m.available_at,
          m.open_receipt, m.created_at, m.created_at::text as created_key, s.status, s.status_at
     from messages m
     cross join lateral message_status(m.id) s
-    left join providers p on p.orgnr = m.provider_orgnr`;
+    cross join lateral message_location(m.id) l
+    left join providers p on p.orgnr = coalesce(l.provider_orgnr, m.provider_orgnr)`;
 
 /** One of the sender's own messages with its timeline; another sender's id is simply not found. */
 export async function messageStatus(db: Kysely<Database>, org: string, id: string) {
