@@ -9,6 +9,7 @@ import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
 import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
+import { envelopeOrFail, type ListingHooks } from './undeliverable.js';
 import { storageProblems } from './problems.js';
 import { suspendedProblem } from './provider-status.js';
 import { checkAgainstLetter, type ProviderEvent } from './event-rules.js';
@@ -99,7 +100,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
  * listing until the lease runs out, then offered again unless acknowledged (at-least-once).
  * SKIP LOCKED lets parallel listings by one provider split the work instead of waiting.
  */
-export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number) {
+export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number, hooks: ListingHooks = {}) {
   const leased = await ctx.db.transaction().execute(async (trx) => {
     const ids = await trx
       .selectFrom('deliveries')
@@ -124,7 +125,13 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
       .execute();
     return (await deliveryQuery(trx).where('d.id', 'in', ids.map((r) => r.id)).orderBy('d.created_at').orderBy('d.id').execute()).map(toDelivery);
   });
-  return mapLimit(leased, 4, async (d) => ({ delivery: d, envelope: await ensureEnvelope(ctx, d) }));
+  // One delivery that cannot be enveloped never fails the others (docs/storage.md).
+  const results = await mapLimit(leased, 4, (d) => envelopeOrFail(ctx, d, hooks));
+  const ready = results.filter((r): r is { delivery: ProviderDelivery; envelope: Envelope } => 'envelope' in r);
+  const errored = results.find((r): r is { delivery: ProviderDelivery; error: unknown } => 'error' in r);
+  // Nothing to give and something broke (the database, say): an error, with every lease released.
+  if (ready.length === 0 && errored) throw errored.error;
+  return ready;
 }
 
 /**

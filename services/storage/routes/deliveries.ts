@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
+import { Counter } from 'prom-client';
 import { Type } from 'typebox';
 import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
@@ -15,6 +16,12 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) => {
   const ctx = () => storageContext(deps);
+  const undeliverable = new Counter({
+    name: 'storage_deliveries_undeliverable_total',
+    help: 'Deliveries the hub failed because it cannot encrypt for the recipient (ERROR receipt sent), by reason',
+    labelNames: ['reason'],
+    registers: [app.metrics],
+  });
   const client = requireClient(SCOPES.provider);
   // Every provider route refuses a suspended provider, reads and writes alike.
   const guard = [client, refuseSuspendedProvider(deps.db.kysely)];
@@ -27,16 +34,19 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
         tags: ['deliveries'],
         summary: 'Lease the next ready deliveries',
         description:
-          'Ready deliveries addressed to the calling provider, oldest first. Each is leased for `leaseSeconds`: it is not listed again until the lease runs out, and if not acknowledged by then it is offered again (at-least-once).',
+          'Ready deliveries addressed to the calling provider, oldest first. Each is leased for `leaseSeconds`: it is not listed again until the lease runs out, and if not acknowledged by then it is offered again (at-least-once). A delivery the hub cannot encrypt for the recipient (no usable certificate, e.g. expired since registration) never fails the listing: it is left out, becomes FAILED and its sender gets an ERROR receipt with reason CERTIFICATE_UNUSABLE.',
         security: BEARER_SECURITY,
         querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }, { additionalProperties: false }),
-        response: { 200: DeliveryList, ...errors(409) },
+        response: { 200: DeliveryList, ...errors() },
       },
     },
     async (request) => {
       const org = clientOf(request).org;
       const { limit } = request.query as { limit: number };
-      const leased = await leaseDeliveries(ctx(), org, limit, deps.config.DELIVERY_LEASE_SECONDS);
+      const leased = await leaseDeliveries(ctx(), org, limit, deps.config.DELIVERY_LEASE_SECONDS, {
+        onUndeliverable: (reason) => undeliverable.inc({ reason }),
+        onError: (deliveryId, err) => request.log.error({ err, deliveryId }, 'a delivery could not be prepared; left out of this listing, lease released'),
+      });
       return {
         leaseSeconds: deps.config.DELIVERY_LEASE_SECONDS,
         deliveries: leased.map(({ delivery: d, envelope }) => ({
