@@ -69,6 +69,10 @@ function deliveryQuery(db: Db) {
     ]);
 }
 
+/** The manifest's SHA-256 from the delivery's own SEALED event (the fallback's print delivery has one too). */
+const sealedManifestSha256 = sql<string | null>`(select e.data->>'manifestSha256' from message_events e
+   where e.message_id = d.message_id and e.type = 'SEALED' and e.data->>'deliveryId' = d.id::text limit 1)`;
+
 type Row = Awaited<ReturnType<ReturnType<typeof deliveryQuery>['execute']>>[number];
 const toDelivery = (r: Row): ProviderDelivery => ({ ...r, ciphertextSize: Number(r.ciphertextSize ?? 0), chunks: r.chunks ?? 0 });
 
@@ -123,12 +127,18 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
       })
       .where('id', 'in', ids.map((r) => r.id))
       .execute();
-    return (await deliveryQuery(trx).where('d.id', 'in', ids.map((r) => r.id)).orderBy('d.created_at').orderBy('d.id').execute()).map(toDelivery);
+    const rows = await deliveryQuery(trx)
+      .select(sealedManifestSha256.as('manifestSha256'))
+      .where('d.id', 'in', ids.map((r) => r.id))
+      .orderBy('d.created_at')
+      .orderBy('d.id')
+      .execute();
+    return rows.map((r) => ({ ...toDelivery(r), manifestSha256: r.manifestSha256 }));
   });
   // One delivery that cannot be enveloped never fails the others (docs/storage.md).
   const results = await mapLimit(leased, 4, (d) => envelopeOrFail(ctx, d, hooks));
-  const ready = results.filter((r): r is { delivery: ProviderDelivery; envelope: Envelope } => 'envelope' in r);
-  const errored = results.find((r): r is { delivery: ProviderDelivery; error: unknown } => 'error' in r);
+  const ready = results.filter((r): r is Extract<(typeof results)[number], { envelope: Envelope }> => 'envelope' in r);
+  const errored = results.find((r): r is Extract<(typeof results)[number], { error: unknown }> => 'error' in r);
   // Nothing to give and something broke (the database, say): an error, with every lease released.
   if (ready.length === 0 && errored) throw errored.error;
   return ready;

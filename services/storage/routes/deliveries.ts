@@ -9,6 +9,8 @@ import { storageContext } from '../../../shared/storage/context.js';
 import { acknowledge, acknowledgeMany, leaseDeliveries, packageFor, reportEvent, type ProviderEvent } from '../deliveries.js';
 import { AckBatchBody, AckBatchResponse, DeliveryList, DeliveryParams, DeliveryStatusSchema, errors, ProviderEventSchema } from './schemas.js';
 import { refuseSuspendedProvider } from '../provider-status.js';
+import { signRouting } from '../routing.js';
+import type { PrintInstructions } from '../../../shared/crypto/asice.js';
 
 export const CMS_CONTENT_TYPE = 'application/pkcs7-mime; smime-type=enveloped-data';
 
@@ -47,9 +49,10 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
         onUndeliverable: (reason) => undeliverable.inc({ reason }),
         onError: (deliveryId, err) => request.log.error({ err, deliveryId }, 'a delivery could not be prepared; left out of this listing, lease released'),
       });
+      const hub = ctx().hub;
       return {
         leaseSeconds: deps.config.DELIVERY_LEASE_SECONDS,
-        deliveries: leased.map(({ delivery: d, envelope }) => ({
+        deliveries: await Promise.all(leased.map(async ({ delivery: d, envelope }) => ({
           id: d.id,
           messageId: d.messageId,
           route: d.route,
@@ -62,7 +65,16 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
           size: envelope.size,
           fingerprint: envelope.fingerprint.toString('hex'),
           leasedUntil: iso(d.leasedUntil)!,
-        })),
+          routing: await signRouting(hub, {
+            deliveryId: d.id,
+            messageId: d.messageId,
+            manifestSha256: d.manifestSha256,
+            route: d.route,
+            providerOrgnr: d.providerOrgnr,
+            mailboxAddress: d.mailboxAddress,
+            print: d.print as PrintInstructions | undefined,
+          }),
+        }))),
       };
     },
   );

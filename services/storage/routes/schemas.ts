@@ -32,6 +32,10 @@ export const DeliverySummary = Type.Object({
   size: Type.Integer({ description: 'Exact byte length of the package download' }),
   fingerprint: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 (hex) of the exact CMS bytes of the package download; also its ETag' }),
   leasedUntil: DateTime,
+  routing: Type.String({
+    description:
+      'Where this delivery goes, signed by the hub: a compact JWS (ES256, typ postbud-routing+jws; verify with /.well-known/jwks.json) over {deliveryId, messageId, manifestSha256, route, providerOrgnr, mailboxAddress, print?, iat}. The package\'s signed manifest describes the letter, not its route (which re-addressing and the print fallback change); manifestSha256 binds this statement to the manifest.json inside the package.',
+  }),
 });
 
 export const DeliveryList = Type.Object({

@@ -79,7 +79,7 @@ export function manifestInput(over: Partial<ManifestInput> = {}): ManifestInput 
   return {
     messageId: crypto.randomUUID(),
     sender: { orgnr: '974760673', name: 'Brønnøysundregistrene' },
-    recipient: { personId: '01017012345', mailbox: { providerOrgnr: '984661185', address: 'ola.nordmann#1234' } },
+    recipient: { personId: '01017012345' },
     title: 'Vedtak om tilskudd',
     language: 'nb',
     securityLevel: 4,
@@ -152,10 +152,9 @@ export async function seedDelivery(deps: { config: Config; db: Db }, opts: SeedD
     { name: 'vedlegg.txt', mime: 'text/plain', bytes: Buffer.from('Vedlegg 1\n') },
   ];
   const manifest = manifestInput({
-    recipient: { personId, mailbox: mailboxAddress ? { providerOrgnr, address: mailboxAddress } : null },
+    recipient: { personId },
     securityLevel: opts.securityLevel ?? 4,
     availableAt: (opts.availableAt ?? new Date()).toISOString(),
-    ...(route === 'PRINT' ? { print: PRINT_INSTRUCTIONS } : {}),
   });
   const sealed = await sealPackage(ctx, {
     manifest,
