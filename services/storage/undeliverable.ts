@@ -50,9 +50,16 @@ export async function failUndeliverable(ctx: StorageContext, d: ListingTarget, d
   });
 }
 
-/** Gives a leased delivery back at once, so an error for it hides it from no listing. */
-async function releaseLease(ctx: StorageContext, d: EnvelopeTarget): Promise<void> {
-  await ctx.db.updateTable('deliveries').set({ leased_until: null }).where('id', '=', d.id).where('provider_orgnr', '=', d.providerOrgnr).where('state', '=', 'READY').execute();
+/** Gives leased deliveries back at once, so an error for them hides them from no listing. */
+export async function releaseLeases(ctx: StorageContext, deliveries: readonly Pick<EnvelopeTarget, 'id' | 'providerOrgnr'>[]): Promise<void> {
+  if (deliveries.length === 0) return;
+  await ctx.db
+    .updateTable('deliveries')
+    .set({ leased_until: null })
+    .where('id', 'in', deliveries.map((d) => d.id))
+    .where('provider_orgnr', '=', deliveries[0]!.providerOrgnr)
+    .where('state', '=', 'READY')
+    .execute();
 }
 
 /**
@@ -65,11 +72,20 @@ export async function envelopeOrFail<D extends ListingTarget>(ctx: StorageContex
   } catch (err) {
     if (err instanceof Problem && err.problemType === storageProblems.CERTIFICATE_UNUSABLE) {
       const detail = err.detail ?? err.problemType.title;
-      if (await failUndeliverable(ctx, d, detail).catch(() => false)) hooks.onUndeliverable?.(UNDELIVERABLE_REASON);
-      return { delivery: d, failed: detail };
+      try {
+        if (await failUndeliverable(ctx, d, detail)) hooks.onUndeliverable?.(UNDELIVERABLE_REASON);
+        return { delivery: d, failed: detail };
+      } catch (failing) {
+        return giveBack(ctx, d, failing, hooks);
+      }
     }
-    await releaseLease(ctx, d).catch(() => undefined);
-    hooks.onError?.(d.id, err);
-    return { delivery: d, error: err };
+    return giveBack(ctx, d, err, hooks);
   }
+}
+
+/** Not listed this time: the lease goes (best effort; else it runs out) and the caller hears why. */
+async function giveBack<D extends ListingTarget>(ctx: StorageContext, d: D, err: unknown, hooks: ListingHooks): Promise<Enveloped<D>> {
+  await releaseLeases(ctx, [d]).catch(() => undefined);
+  hooks.onError?.(d.id, err);
+  return { delivery: d, error: err };
 }

@@ -10,6 +10,7 @@ import { acknowledge, acknowledgeMany, leaseDeliveries, packageFor, reportEvent,
 import { AckBatchBody, AckBatchResponse, DeliveryList, DeliveryParams, DeliveryStatusSchema, errors, ProviderEventSchema } from './schemas.js';
 import { refuseSuspendedProvider } from '../provider-status.js';
 import { signRouting } from '../routing.js';
+import { releaseLeases } from '../undeliverable.js';
 import type { PrintInstructions } from '../../../shared/crypto/asice.js';
 
 export const CMS_CONTENT_TYPE = 'application/pkcs7-mime; smime-type=enveloped-data';
@@ -50,7 +51,8 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
         onError: (deliveryId, err) => request.log.error({ err, deliveryId }, 'a delivery could not be prepared; left out of this listing, lease released'),
       });
       const hub = ctx().hub;
-      return {
+      // Leased but not answered (signing failed): give the leases back rather than hide them.
+      const answer = async () => ({
         leaseSeconds: deps.config.DELIVERY_LEASE_SECONDS,
         deliveries: await Promise.all(leased.map(async ({ delivery: d, envelope }) => ({
           id: d.id,
@@ -75,7 +77,13 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
             print: d.print as PrintInstructions | undefined,
           }),
         }))),
-      };
+      });
+      try {
+        return await answer();
+      } catch (err) {
+        await releaseLeases(ctx(), leased.map((l) => l.delivery)).catch(() => undefined);
+        throw err;
+      }
     },
   );
 
