@@ -79,7 +79,7 @@ try {
       manifest: {
         messageId: crypto.randomUUID(),
         sender: { orgnr: '974760673' },
-        recipient: { personId: '01017012345', mailbox: { providerOrgnr: PROVIDER, address: 'bench#1' } },
+        recipient: { personId: '01017012345' },
         title: 'Bench',
         language: 'nb',
         securityLevel: 4,

@@ -1,4 +1,4 @@
-import { constants, createDecipheriv, createPrivateKey, privateDecrypt, randomUUID } from 'node:crypto';
+import { constants, createDecipheriv, createHash, createPrivateKey, privateDecrypt, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
@@ -110,7 +110,7 @@ export function helloPdf(text: string): Buffer {
 
 class DemoError extends Error {}
 
-type Delivery = { id: string; messageId: string; size: number; fingerprint: string };
+type Delivery = { id: string; messageId: string; size: number; fingerprint: string; routing: string };
 type Receipt = { id: string; type: string; messageId: string; jws: string };
 
 /**
@@ -222,6 +222,10 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
   const [h, , s] = entries.get('META-INF/manifest.jws')!.toString().split('.');
   await compactVerify(`${h}.${entries.get('manifest.json')!.toString('base64url')}.${s}`, createLocalJWKSet(jwks));
   out(`   manifest signature verified against the hub JWKS; brev.pdf is ${entries.get('brev.pdf')?.equals(pdf) ? 'identical to what was sent' : 'DIFFERENT'}`);
+  // The route is signed per delivery, not in the manifest: re-addressing and print fallback change it.
+  const routing = JSON.parse(Buffer.from((await compactVerify(delivery.routing, createLocalJWKSet(jwks))).payload).toString()) as { route: string; providerOrgnr: string; manifestSha256: string };
+  const boundToManifest = routing.manifestSha256 === createHash('sha256').update(entries.get('manifest.json')!).digest('hex');
+  out(`   routing signed by the hub: ${routing.route} to ${routing.providerOrgnr}, ${boundToManifest ? 'bound to this manifest' : 'NOT bound to this manifest'}`);
 
   step(4, `${provider.name} acknowledges the delivery and later reports it opened`);
   await json<DemoApi['ackAnswer']>(await fetch(`${S}/v1/deliveries/${delivery.id}/ack`, { method: 'POST', headers: asProvider }));

@@ -82,19 +82,18 @@ const unwrap = (outcome: CommitOutcome): SubmitResult => {
 const overloaded = () =>
   new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has more letters waiting for their commit than it takes; retry shortly', {}, { 'retry-after': '1' });
 
-function manifestFor(letter: ParsedLetter, messageId: string, route: Route): ManifestInput {
+/** The letter only: its route is signed per delivery, since it can change after sealing (docs/storage.md). */
+function manifestFor(letter: ParsedLetter, messageId: string): ManifestInput {
   const part = letter.valid.part;
-  const print = (part.print ?? null) as PrintInstructions | null;
   return {
     messageId,
     sender: { orgnr: letter.org, name: letter.sender.name },
-    recipient: { personId: part.recipient.personId, mailbox: route.route === 'DIGITAL' ? { providerOrgnr: route.providerOrgnr, address: route.mailboxAddress } : null },
+    recipient: { personId: part.recipient.personId },
     title: part.title,
     language: part.language,
     securityLevel: part.securityLevel,
     availableAt: letter.valid.availableAt.toISOString(),
     openReceipt: part.openReceipt ?? false,
-    ...(route.route === 'PRINT' && print ? { print } : {}),
   };
 }
 
@@ -200,7 +199,7 @@ export async function submitParsedLetter(ctx: IntakeContext, letter: ParsedLette
   if (first.dup) throw new Problem(ingestionProblems.DUPLICATE_SENDER_REFERENCE, 'senderReference is already used by another letter', { messageId: first.dup });
   const route = await routeRecipient(ctx.deps.db.kysely, recipientOf(first, part.recipient.personId, now), part.print !== undefined);
   const ids = { messageId: randomUUID(), deliveryId: randomUUID() };
-  const sealed = await sealDocuments(ctx.storage, letter, manifestFor(letter, ids.messageId, route), budget);
+  const sealed = await sealDocuments(ctx.storage, letter, manifestFor(letter, ids.messageId), budget);
   letter.onDocumentsRead?.();
   const result = await commitSealed(ctx, sealedLetter(letter, ids, route, sealed));
   if (!result.replayed) opts.log?.info({ messageId: ids.messageId, route: route.route, documents: sealed.manifest.documents.length, bytes: budget.used }, 'letter accepted');

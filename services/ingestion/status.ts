@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { ingestionProblems } from './problems.js';
+import { senderMaySee } from '../../shared/evidence/sender-view.js';
 
 /**
  * Status as a sender sees it, folded from the evidence log by `message_status()` (migration
@@ -98,12 +99,18 @@ const summary = (r: MessageStatusRow) => {
   };
 };
 
+/**
+ * Route and provider are where the letter is now (its newest delivery, `message_location()`,
+ * migration 0013), not the intake's first decision: re-addressing and the print fallback move it.
+ */
 const selectWithStatus = sql`
-  select m.id, m.sender_reference, m.route, m.provider_orgnr, p.name as provider_name, m.security_level, m.available_at,
+  select m.id, m.sender_reference, coalesce(l.route, m.route) as route, coalesce(l.provider_orgnr, m.provider_orgnr) as provider_orgnr,
+         p.name as provider_name, m.security_level, m.available_at,
          m.open_receipt, m.created_at, m.created_at::text as created_key, s.status, s.status_at
     from messages m
     cross join lateral message_status(m.id) s
-    left join providers p on p.orgnr = m.provider_orgnr`;
+    cross join lateral message_location(m.id) l
+    left join providers p on p.orgnr = coalesce(l.provider_orgnr, m.provider_orgnr)`;
 
 /** One of the sender's own messages with its timeline; another sender's id is simply not found. */
 export async function messageStatus(db: Kysely<Database>, org: string, id: string) {
@@ -111,9 +118,11 @@ export async function messageStatus(db: Kysely<Database>, org: string, id: strin
   const row = rows[0];
   if (!row) throw new Problem(ingestionProblems.MESSAGE_NOT_FOUND, 'No message with this id was sent by you');
   const events = await db.selectFrom('message_events').select(['seq', 'type', 'at', 'data', 'hash']).where('message_id', '=', id).orderBy('seq').execute();
+  // seq keeps its chain value, so a hidden event shows as a gap, not as a renumbering.
+  const shown = events.filter((e) => senderMaySee(e.type, { openReceipt: row.open_receipt }));
   return {
     ...summary(row),
-    timeline: events.map((e) => {
+    timeline: shown.map((e) => {
       const status = statusOfEvent(e.type, e.data);
       return { seq: e.seq, type: e.type, at: e.at.toISOString(), ...(status ? { status } : {}), data: visible(e.data), hash: e.hash };
     }),

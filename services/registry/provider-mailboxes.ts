@@ -1,4 +1,6 @@
+import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
+import { clientOf } from '../../shared/auth/guards.js';
 import type { Database } from '../../shared/db/database.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { CertificateError, checkEncryptionCertificate, decodeCertificate } from '../../shared/registry/certificate.js';
@@ -24,6 +26,17 @@ export async function requireActiveProvider(db: Kysely<Database> | Trx, orgnr: s
   if (p.status !== 'active') throw new Problem(registryProblems.PROVIDER_SUSPENDED, 'Your organisation is suspended as a provider');
   if (p.kind !== 'digital') throw new Problem(registryProblems.PROVIDER_NOT_DIGITAL, 'Print providers do not hold mailboxes');
   return p;
+}
+
+/**
+ * An onRequest hook for provider routes, after the scope guard: 403 for a suspended provider,
+ * before the body is read, on reads and writes alike.
+ */
+export function refuseSuspendedProvider(db: Kysely<Database>) {
+  return async function providerNotSuspended(request: FastifyRequest): Promise<void> {
+    const p = await findProvider(db, clientOf(request).org);
+    if (p?.status === 'suspended') throw new Problem(registryProblems.PROVIDER_SUSPENDED, 'Your organisation is suspended as a provider');
+  };
 }
 
 export interface MailboxView {

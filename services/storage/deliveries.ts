@@ -2,7 +2,9 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../shared/db/database.js';
 import type { DeliveryKind, DeliveryRoute, DeliveryRow, DeliveryState } from '../../shared/db/tables/deliveries.js';
 import { Problem } from '../../shared/errors/problem.js';
-import { appendEvent, appendEvents } from '../../shared/evidence/events.js';
+import { appendEvent, appendEvents, RECEIPT_TYPES } from '../../shared/evidence/events.js';
+import { senderMaySee } from '../../shared/evidence/sender-view.js';
+import { findMessage } from '../../shared/messages/messages.js';
 import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
@@ -10,6 +12,9 @@ import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.
 import { movedIn } from './moves.js';
 import { storageProblems } from './problems.js';
 import { mapLimit } from '../../shared/runtime/map-limit.js';
+import { envelopeOrFail, type ListingHooks } from './undeliverable.js';
+import { suspendedProblem } from './provider-status.js';
+import { checkAgainstLetter, type ProviderEvent } from './event-rules.js';
 
 /** A delivery as its provider's operations need it, with the certificate to encrypt for. */
 export interface ProviderDelivery extends EnvelopeTarget {
@@ -30,6 +35,8 @@ export interface ProviderDelivery extends EnvelopeTarget {
   kind?: DeliveryKind;
   originalDeliveredAt?: Date | null;
   originalOpenedAt?: Date | null;
+  /** When the hub offered it to this provider's route (the sealing, or the print fallback). */
+  createdAt: Date;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -59,6 +66,7 @@ function deliveryQuery(db: Db) {
       'd.kind',
       'd.original_delivered_at as originalDeliveredAt',
       'd.original_opened_at as originalOpenedAt',
+      'd.created_at as createdAt',
       'd.package_id as packageId',
       'd.envelope_header as envelopeHeader',
       'd.envelope_cert_sha256 as envelopeCertSha256',
@@ -70,13 +78,12 @@ function deliveryQuery(db: Db) {
     ]);
 }
 
+/** The manifest's SHA-256 from the delivery's own SEALED event (the fallback's print delivery has one too). */
+const sealedManifestSha256 = sql<string | null>`(select e.data->>'manifestSha256' from message_events e
+   where e.message_id = d.message_id and e.type = 'SEALED' and e.data->>'deliveryId' = d.id::text limit 1)`;
+
 type Row = Awaited<ReturnType<ReturnType<typeof deliveryQuery>['execute']>>[number];
 const toDelivery = (r: Row): ProviderDelivery => ({ ...r, ciphertextSize: Number(r.ciphertextSize ?? 0), chunks: r.chunks ?? 0 });
-
-async function providerStatus(db: Db, org: string): Promise<void> {
-  const p = await db.selectFrom('providers').select('status').where('orgnr', '=', org).executeTakeFirst();
-  if (p?.status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
-}
 
 /** A delivery its sender cancelled (services/ingestion/cancel.ts) is gone for the provider: precise 409. */
 export function refuseCancelled(state: DeliveryState): void {
@@ -98,8 +105,7 @@ async function ownDelivery(db: Db, org: string, id: string, forUpdate = false): 
  * listing until the lease runs out, then offered again unless acknowledged (at-least-once).
  * SKIP LOCKED lets parallel listings by one provider split the work instead of waiting.
  */
-export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number) {
-  await providerStatus(ctx.db, org);
+export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number, hooks: ListingHooks = {}) {
   const leased = await ctx.db.transaction().execute(async (trx) => {
     const ids = await trx
       .selectFrom('deliveries')
@@ -122,9 +128,21 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
       })
       .where('id', 'in', ids.map((r) => r.id))
       .execute();
-    return (await deliveryQuery(trx).where('d.id', 'in', ids.map((r) => r.id)).orderBy('d.created_at').orderBy('d.id').execute()).map(toDelivery);
+    const rows = await deliveryQuery(trx)
+      .select(sealedManifestSha256.as('manifestSha256'))
+      .where('d.id', 'in', ids.map((r) => r.id))
+      .orderBy('d.created_at')
+      .orderBy('d.id')
+      .execute();
+    return rows.map((r) => ({ ...toDelivery(r), manifestSha256: r.manifestSha256 }));
   });
-  return mapLimit(leased, 4, async (d) => ({ delivery: d, envelope: await ensureEnvelope(ctx, d) }));
+  // One delivery that cannot be enveloped never fails the others (docs/storage.md).
+  const results = await mapLimit(leased, 4, (d) => envelopeOrFail(ctx, d, hooks));
+  const ready = results.filter((r): r is Extract<(typeof results)[number], { envelope: Envelope }> => 'envelope' in r);
+  const errored = results.find((r): r is Extract<(typeof results)[number], { error: unknown }> => 'error' in r);
+  // Nothing to give and something broke (the database, say): an error, with every lease released.
+  if (ready.length === 0 && errored) throw errored.error;
+  return ready;
 }
 
 /**
@@ -134,7 +152,7 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
  */
 const PULL_QUERY = `
   select d.id, d.message_id, d.sender_orgnr, d.person_id, d.route, d.provider_orgnr, d.mailbox_address, d.title,
-         d.security_level, d.available_at, d.print_instructions, d.state, d.leased_until, d.acked_at, d.package_id,
+         d.security_level, d.available_at, d.print_instructions, d.state, d.leased_until, d.acked_at, d.created_at, d.package_id,
          d.envelope_header, d.envelope_cert_sha256, d.fingerprint,
          p.status as package_status, p.ciphertext_size, p.chunk_count,
          coalesce(m.certificate, pr.certificate) as certificate, pr.status as provider_status,
@@ -149,7 +167,7 @@ const PULL_QUERY = `
 type PullRow = Pick<
   DeliveryRow,
   | 'id' | 'message_id' | 'sender_orgnr' | 'person_id' | 'route' | 'provider_orgnr' | 'mailbox_address' | 'title'
-  | 'security_level' | 'available_at' | 'print_instructions' | 'state' | 'leased_until' | 'acked_at' | 'package_id'
+  | 'security_level' | 'available_at' | 'print_instructions' | 'state' | 'leased_until' | 'acked_at' | 'created_at' | 'package_id'
   | 'envelope_header' | 'envelope_cert_sha256' | 'fingerprint'
 > & {
   package_status: string;
@@ -171,7 +189,7 @@ export async function packageFor(ctx: StorageContext, org: string, id: string): 
   const { rows } = await ctx.pool.query({ name: 'storage-pull', text: PULL_QUERY, values: [id, org] });
   const r = rows[0] as PullRow | undefined;
   if (!r) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
-  if (r.provider_status === 'suspended') throw new Problem(storageProblems.PROVIDER_SUSPENDED, 'A suspended provider cannot pull deliveries');
+  if (r.provider_status === 'suspended') throw suspendedProblem();
   refuseCancelled(r.state);
   const delivery: ProviderDelivery = {
     id: r.id,
@@ -188,6 +206,7 @@ export async function packageFor(ctx: StorageContext, org: string, id: string): 
     state: r.state,
     leasedUntil: r.leased_until,
     ackedAt: r.acked_at,
+    createdAt: r.created_at,
     packageId: r.package_id,
     envelopeHeader: r.envelope_header,
     envelopeCertSha256: r.envelope_cert_sha256,
@@ -280,11 +299,7 @@ export async function acknowledgeMany(ctx: StorageContext, org: string, ids: rea
   });
 }
 
-export type ProviderEvent =
-  | { type: 'OPENED'; at: string; securityLevel: 3 | 4 }
-  | { type: 'FAILED'; reason: string }
-  | { type: 'PRINTED'; at: string }
-  | { type: 'RETURNED'; at: string; reason?: string };
+export type { ProviderEvent };
 
 /** Which states each reported event may follow, per route; reporting the current state again is a no-op. */
 const TRANSITIONS: Record<DeliveryRoute, Partial<Record<ProviderEvent['type'], DeliveryState[]>>> = {
@@ -292,15 +307,27 @@ const TRANSITIONS: Record<DeliveryRoute, Partial<Record<ProviderEvent['type'], D
   PRINT: { PRINTED: ['PRINT_ACCEPTED'], RETURNED: ['PRINT_ACCEPTED', 'PRINTED'], FAILED: ['READY', 'PRINT_ACCEPTED'] },
 };
 
-export async function reportEvent(ctx: StorageContext, org: string, id: string, ev: ProviderEvent): Promise<DeliveryStatus> {
+/**
+ * Whether the sender gets a receipt for this event: every sender-facing type does, except an
+ * OPENED the letter did not ask for (openReceipt false); the chain records it either way.
+ */
+async function senderGetsReceipt(trx: Transaction<Database>, messageId: string, type: string): Promise<boolean> {
+  if (RECEIPT_TYPES[type] === undefined) return false;
+  // Only what the open-receipt rule can hide needs the letter read.
+  if (senderMaySee(type, { openReceipt: false })) return true;
+  const letter = await findMessage(trx, messageId);
+  return senderMaySee(type, { openReceipt: letter?.openReceipt ?? false });
+}
+
+export async function reportEvent(ctx: StorageContext, org: string, id: string, ev: ProviderEvent, now = new Date()): Promise<DeliveryStatus> {
   return ctx.db.transaction().execute(async (trx) => {
     const d = await ownDelivery(trx, org, id, true);
     const allowed = TRANSITIONS[d.route][ev.type];
     if (!allowed) throw new Problem(storageProblems.INVALID_TRANSITION, `${ev.type} does not apply to a ${d.route.toLowerCase()} delivery`);
+    checkAgainstLetter(d, ev, now);
     const target = ev.type as DeliveryState;
     if (d.state === target) return status(d);
     if (!allowed.includes(d.state)) throw new Problem(storageProblems.INVALID_TRANSITION, `${ev.type} cannot follow ${d.state}`);
-    const now = new Date();
     await trx
       .updateTable('deliveries')
       .set({ state: target, leased_until: null, updated_at: now, ...(d.state === 'READY' ? { acked_at: now } : {}), ...(ev.type === 'OPENED' ? { opened_at: new Date(ev.at) } : {}) })
@@ -309,7 +336,17 @@ export async function reportEvent(ctx: StorageContext, org: string, id: string, 
     const { type, ...data } = ev;
     // A moved letter opened again at the new provider: OPENED (and its receipt) only if it never was before.
     const moved = d.kind === 'MOVED';
-    await appendEvents(trx, ctx.hub, [{ messageId: d.messageId, senderOrgnr: d.senderOrgnr, type, at: now, data: { deliveryId: d.id, providerOrgnr: org, ...data }, once: moved && type === 'OPENED' }]);
+    await appendEvents(trx, ctx.hub, [
+      {
+        messageId: d.messageId,
+        senderOrgnr: d.senderOrgnr,
+        type,
+        at: now,
+        data: { deliveryId: d.id, providerOrgnr: org, ...data },
+        receipt: await senderGetsReceipt(trx, d.messageId, type),
+        once: moved && type === 'OPENED',
+      },
+    ]);
     if (type === 'OPENED' && !moved) await notifyAlerts(trx, d, type);
     return status({ ...d, state: target, ackedAt: d.state === 'READY' ? now : d.ackedAt });
   });

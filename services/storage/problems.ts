@@ -18,5 +18,9 @@ export const storageProblems = defineProblems('POSTBUD_STORAGE', {
   EXPORT_NOT_FOUND: { slug: 'storage/export-not-found', status: 404, title: 'No such export request for this provider' },
   EXPORT_CLOSED: { slug: 'storage/export-closed', status: 409, title: 'This export request is already answered or its move has ended' },
   EXPORT_INVALID: { slug: 'storage/export-invalid', status: 422, title: 'The exported package is not the letter the hub sealed, or not sealed for the hub transport certificate' },
+  SECURITY_LEVEL_TOO_LOW: { slug: 'storage/security-level-too-low', status: 422, title: 'The letter was opened with a lower security level than it requires' },
+  OPENED_BEFORE_AVAILABLE: { slug: 'storage/opened-before-available', status: 422, title: 'The letter cannot have been opened before its availableAt' },
+  EVENT_IN_FUTURE: { slug: 'storage/event-in-future', status: 422, title: 'The event is dated in the future' },
+  EVENT_BEFORE_DELIVERY: { slug: 'storage/event-before-delivery', status: 422, title: 'The event is dated before the hub offered the delivery' },
   PROVIDER_SUSPENDED: { slug: 'storage/provider-suspended', status: 403, title: 'The provider is suspended' },
 });

@@ -18,6 +18,8 @@ export const API_TAGS: Readonly<Record<string, string>> = {
   deliveries: 'Mailbox and print providers: lease deliveries, download packages, acknowledge and report events',
   invitations: 'Agencies: invite persons without a digital mailbox to choose one',
   evidence: 'Agencies and auditors: a letter\'s evidence bundle (events, receipts, Merkle log head and proofs) and the log heads, verifiable offline',
+  moves: 'Citizens, providers and operators: moving delivered letters from the old mailbox provider to the new one (flyttet digitalpost)',
+  'next-move': 'Agency systems built for the eFormidling integrasjonspunkt: the next-move REST API for digital post to citizens (DPI), in its own shapes and error format',
   admin: 'Operators (postbud:admin): onboarding, bulk import, lookup audit, queues and the development alert sink',
 };
 

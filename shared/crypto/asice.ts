@@ -29,17 +29,37 @@ export interface PrintInstructions {
   returnHandling: 'RETURN' | 'SHRED';
 }
 
+/**
+ * What the signed manifest says: the letter (who sent it to whom, what it is, how it may be
+ * opened), never where it is routed. A letter's route changes after sealing (the citizen switches
+ * mailbox, the print fallback), and the ciphertext is never re-encrypted, so a mailbox or print
+ * address signed inside it would go stale. Routing is signed per delivery instead
+ * (shared/storage/routing.ts, the listing's `routing`); docs/storage.md says why.
+ */
 export interface ManifestInput {
   messageId: string;
   sender: { orgnr: string; name?: string };
-  recipient: { personId: string; mailbox: { providerOrgnr: string; address: string } | null };
+  recipient: { personId: string };
   title: string;
   language: 'nb' | 'nn' | 'en' | 'se';
   securityLevel: 3 | 4;
   availableAt: string;
   openReceipt: boolean;
-  /** Present when the letter is routed to print. */
-  print?: PrintInstructions;
+}
+
+/** Exactly the manifest's fields, whatever else the caller's object carries (routing stays out). */
+export function letterManifest(input: ManifestInput): ManifestInput {
+  const { messageId, sender, recipient, title, language, securityLevel, availableAt, openReceipt } = input;
+  return {
+    messageId,
+    sender: { orgnr: sender.orgnr, ...(sender.name === undefined ? {} : { name: sender.name }) },
+    recipient: { personId: recipient.personId },
+    title,
+    language,
+    securityLevel,
+    availableAt,
+    openReceipt,
+  };
 }
 
 export interface DocumentEntry {
@@ -122,7 +142,7 @@ export function buildPackage(
     }
     current = undefined;
     if (entries.length === 0) throw new PackageError('a package needs at least one document');
-    const built: Manifest = { ...input, createdAt: mtime.toISOString(), documents: entries };
+    const built: Manifest = { ...letterManifest(input), createdAt: mtime.toISOString(), documents: entries };
     const json = Buffer.from(JSON.stringify(built));
     yield zip.file(MANIFEST_NAME, json, { compress: level > 0, level });
     yield zip.file(MANIFEST_JWS_NAME, Buffer.from(await sign(json), 'ascii'), { compress: false });

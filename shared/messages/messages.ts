@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import { isUuid } from '../ids/uuid.js';
 import type { MessageNotifications, MessageRoute } from '../db/tables/messages.js';
@@ -16,6 +16,7 @@ export interface MessageInfo {
   availableAt: Date;
   openReceipt: boolean;
   notifications: MessageNotifications | null;
+  /** Where the letter is now (its newest delivery): re-addressing and the print fallback move it. */
   route: MessageRoute;
   providerOrgnr: string;
   createdAt: Date;
@@ -31,22 +32,26 @@ export async function findMessages(db: DbLike, ids: readonly string[]): Promise<
   const wanted = [...new Set(ids.filter(isUuid).map((id) => id.toLowerCase()))];
   if (wanted.length === 0) return new Map();
   const rows = await db
-    .selectFrom('messages')
+    .selectFrom('messages as m')
+    .innerJoinLateral(
+      (eb) => eb.selectFrom(sql<{ route: MessageRoute | null; provider_orgnr: string | null }>`message_location(m.id)`.as('l')).selectAll().as('loc'),
+      (j) => j.onTrue(),
+    )
     .select([
-      'id',
-      'sender_orgnr',
-      'person_id',
-      'title',
-      'language',
-      'security_level',
-      'available_at',
-      'open_receipt',
-      'notifications',
-      'route',
-      'provider_orgnr',
-      'created_at',
+      'm.id',
+      'm.sender_orgnr',
+      'm.person_id',
+      'm.title',
+      'm.language',
+      'm.security_level',
+      'm.available_at',
+      'm.open_receipt',
+      'm.notifications',
+      sql<MessageRoute>`coalesce(loc.route, m.route)`.as('route'),
+      sql<string>`coalesce(loc.provider_orgnr, m.provider_orgnr)`.as('provider_orgnr'),
+      'm.created_at',
     ])
-    .where('id', 'in', wanted)
+    .where('m.id', 'in', wanted)
     .execute();
   return new Map(
     rows.map((r) => [

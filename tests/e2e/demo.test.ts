@@ -31,6 +31,7 @@ t.test('postbud demo runs one letter through a running postbud start', async (t)
   t.match(out, /201 Created: message [0-9a-f-]{36}, route DIGITAL/);
   t.match(out, /alerts: when delivered, then on day 7 unless opened/);
   t.match(out, /manifest signature verified against the hub JWKS; brev\.pdf is identical to what was sent/);
+  t.match(out, /routing signed by the hub: DIGITAL to \d{9}, bound to this manifest/);
   t.match(out, /DELIVERED\s+signed by hub-.* - verified/);
   t.match(out, /OPENED\s+signed by hub-.* - verified/);
   t.match(out, /acknowledged 2/);

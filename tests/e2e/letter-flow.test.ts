@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -87,7 +88,9 @@ t.test('one letter end to end, services as processes: seed, send, pull + openssl
   // 3. The provider pulls, downloads the CMS and decrypts it with openssl.
   const providerToken = await issueDevToken(dataDir, { org: provider, scope: SCOPES.provider, audience: 'postbud' });
   const asProvider = { authorization: `Bearer ${providerToken}` };
-  const list = (await (await fetch(`${S}/v1/deliveries?limit=100`, { headers: asProvider })).json()) as { deliveries: { id: string; messageId: string; fingerprint: string }[] };
+  const list = (await (await fetch(`${S}/v1/deliveries?limit=100`, { headers: asProvider })).json()) as {
+    deliveries: { id: string; messageId: string; fingerprint: string; mailboxAddress: string; routing: string }[];
+  };
   const delivery = list.deliveries.find((d) => d.messageId === accepted.id);
   t.ok(delivery, 'the delivery is offered to the provider');
   const pkg = await fetch(`${S}/v1/deliveries/${delivery!.id}/package`, { headers: asProvider });
@@ -106,6 +109,9 @@ t.test('one letter end to end, services as processes: seed, send, pull + openssl
   const [h, , s] = entries.get('META-INF/manifest.jws')!.toString().split('.');
   await compactVerify(`${h}.${entries.get('manifest.json')!.toString('base64url')}.${s}`, createLocalJWKSet(jwks));
   t.pass('the manifest signature verifies against the JWKS');
+  const routing = JSON.parse(Buffer.from((await compactVerify(delivery!.routing, createLocalJWKSet(jwks))).payload).toString()) as Record<string, unknown>;
+  t.match(routing, { deliveryId: delivery!.id, messageId: accepted.id, route: 'DIGITAL', providerOrgnr: provider, mailboxAddress: delivery!.mailboxAddress });
+  t.equal(routing.manifestSha256, createHash('sha256').update(entries.get('manifest.json')!).digest('hex'), 'the signed routing names this package\'s manifest');
 
   // 4. Ack, then OPENED.
   const ack = await fetch(`${S}/v1/deliveries/${delivery!.id}/ack`, { method: 'POST', headers: asProvider });

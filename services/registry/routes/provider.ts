@@ -7,7 +7,7 @@ import { SCOPES } from '../../../shared/auth/scopes.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { isValidPersonId } from '../../../shared/ids/person-id.js';
 import { registryProblems } from '../problems.js';
-import { closeMailbox, getMailbox, registerMailbox, rotateProviderCertificate, updateMailbox, type MailboxView } from '../provider-mailboxes.js';
+import { closeMailbox, refuseSuspendedProvider, getMailbox, registerMailbox, rotateProviderCertificate, updateMailbox, type MailboxView } from '../provider-mailboxes.js';
 import { CertificateInput, DateTime, errors, Id, iso, NullableDateTime, PersonIdString } from './schemas.js';
 
 const MailboxSchema = Type.Object({
@@ -29,7 +29,8 @@ const Address = Type.String({ minLength: 1, maxLength: 200, pattern: '^\\S(.*\\S
 const providerRoutes: FastifyPluginAsyncTypebox<{ deps: ServiceDeps }> = async (app, { deps }) => {
   const db = deps.db.kysely;
   const now = () => deps.clock?.() ?? new Date();
-  const guard = requireClient(SCOPES.provider);
+  // Every provider route, reads included, refuses a suspended provider (the storage API does the same).
+  const guard = [requireClient(SCOPES.provider), refuseSuspendedProvider(db)];
   const tags = ['provider'];
 
   app.post(

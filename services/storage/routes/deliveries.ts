@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
+import { Counter } from 'prom-client';
 import { Type } from 'typebox';
 import type { ServiceDeps } from '../../../shared/app/deps.js';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
@@ -7,6 +8,10 @@ import { SCOPES } from '../../../shared/auth/scopes.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { acknowledge, acknowledgeMany, leaseDeliveries, packageFor, reportEvent, type ProviderEvent } from '../deliveries.js';
 import { AckBatchBody, AckBatchResponse, DeliveryList, DeliveryParams, DeliveryStatusSchema, errors, ProviderEventSchema } from './schemas.js';
+import { refuseSuspendedProvider } from '../provider-status.js';
+import { signRouting } from '../routing.js';
+import { releaseLeases } from '../undeliverable.js';
+import type { PrintInstructions } from '../../../shared/crypto/asice.js';
 
 export const CMS_CONTENT_TYPE = 'application/pkcs7-mime; smime-type=enveloped-data';
 
@@ -14,7 +19,15 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps }) => {
   const ctx = () => storageContext(deps);
-  const guard = requireClient(SCOPES.provider);
+  const undeliverable = new Counter({
+    name: 'storage_deliveries_undeliverable_total',
+    help: 'Deliveries the hub failed because it cannot encrypt for the recipient (ERROR receipt sent), by reason',
+    labelNames: ['reason'],
+    registers: [app.metrics],
+  });
+  const client = requireClient(SCOPES.provider);
+  // Every provider route refuses a suspended provider, reads and writes alike.
+  const guard = [client, refuseSuspendedProvider(deps.db.kysely)];
 
   app.get(
     '/v1/deliveries',
@@ -24,19 +37,24 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
         tags: ['deliveries'],
         summary: 'Lease the next ready deliveries',
         description:
-          'Ready deliveries addressed to the calling provider, oldest first. Each is leased for `leaseSeconds`: it is not listed again until the lease runs out, and if not acknowledged by then it is offered again (at-least-once).',
+          'Ready deliveries addressed to the calling provider, oldest first. Each is leased for `leaseSeconds`: it is not listed again until the lease runs out, and if not acknowledged by then it is offered again (at-least-once). A delivery the hub cannot encrypt for the recipient (no usable certificate, e.g. expired since registration) never fails the listing: it is left out, becomes FAILED and its sender gets an ERROR receipt with reason CERTIFICATE_UNUSABLE.',
         security: BEARER_SECURITY,
         querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }, { additionalProperties: false }),
-        response: { 200: DeliveryList, ...errors(409) },
+        response: { 200: DeliveryList, ...errors() },
       },
     },
     async (request) => {
       const org = clientOf(request).org;
       const { limit } = request.query as { limit: number };
-      const leased = await leaseDeliveries(ctx(), org, limit, deps.config.DELIVERY_LEASE_SECONDS);
-      return {
+      const leased = await leaseDeliveries(ctx(), org, limit, deps.config.DELIVERY_LEASE_SECONDS, {
+        onUndeliverable: (reason) => undeliverable.inc({ reason }),
+        onError: (deliveryId, err) => request.log.error({ err, deliveryId }, 'a delivery could not be prepared; left out of this listing, lease released'),
+      });
+      const hub = ctx().hub;
+      // Leased but not answered (signing failed): give the leases back rather than hide them.
+      const answer = async () => ({
         leaseSeconds: deps.config.DELIVERY_LEASE_SECONDS,
-        deliveries: leased.map(({ delivery: d, envelope }) => ({
+        deliveries: await Promise.all(leased.map(async ({ delivery: d, envelope }) => ({
           id: d.id,
           messageId: d.messageId,
           route: d.route,
@@ -51,15 +69,31 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
           leasedUntil: iso(d.leasedUntil)!,
           kind: d.kind ?? 'ORIGINAL',
           ...(d.kind === 'MOVED' ? { original: { senderOrgnr: d.senderOrgnr, deliveredAt: iso(d.originalDeliveredAt ?? null), openedAt: iso(d.originalOpenedAt ?? null) } } : {}),
-        })),
-      };
+          routing: await signRouting(hub, {
+            deliveryId: d.id,
+            messageId: d.messageId,
+            manifestSha256: d.manifestSha256,
+            route: d.route,
+            providerOrgnr: d.providerOrgnr,
+            mailboxAddress: d.mailboxAddress,
+            print: d.print as PrintInstructions | undefined,
+          }),
+        }))),
+      });
+      try {
+        return await answer();
+      } catch (err) {
+        await releaseLeases(ctx(), leased.map((l) => l.delivery)).catch(() => undefined);
+        throw err;
+      }
     },
   );
 
   app.get(
     '/v1/deliveries/:id/package',
     {
-      onRequest: guard,
+      // The download's one prepared query reads the provider's status itself (hot path).
+      onRequest: client,
       schema: {
         tags: ['deliveries'],
         summary: 'Download the package as CMS EnvelopedData',
@@ -160,11 +194,11 @@ const deliveries: FastifyPluginAsync<{ deps: ServiceDeps }> = async (app, { deps
         tags: ['deliveries'],
         summary: 'Report what happened to a delivery',
         description:
-          'OPENED (digital, after DELIVERED; when and with which security level), PRINTED and RETURNED (print, after PRINT_ACCEPTED), FAILED with a reason. Each is an event in the evidence log; OPENED, RETURNED and FAILED give the sender a receipt. Reporting the current state again is a no-op.',
+          'OPENED (digital, after DELIVERED; when and with which security level: at least the letter\'s, and not before its availableAt), PRINTED and RETURNED (print, after PRINT_ACCEPTED), FAILED with a reason. Each is an event in the evidence log; OPENED, RETURNED and FAILED give the sender a receipt. Reporting the current state again is a no-op. An `at` in the future or before the hub offered the delivery (5 minutes\' tolerance for clock drift) is refused with 422.',
         security: BEARER_SECURITY,
         params: DeliveryParams,
         body: ProviderEventSchema,
-        response: { 200: DeliveryStatusSchema, ...errors(404, 409) },
+        response: { 200: DeliveryStatusSchema, ...errors(404, 409, 422) },
       },
     },
     async (request) => {

@@ -45,6 +45,10 @@ export const DeliverySummary = Type.Object({
       openedAt: Type.Union([DateTime, Type.Null()], { description: 'When the citizen first opened it, where known' }),
     }, { description: 'On MOVED deliveries: the original delivery' }),
   ),
+  routing: Type.String({
+    description:
+      'Where this delivery goes, signed by the hub: a compact JWS (ES256, typ postbud-routing+jws; verify with /.well-known/jwks.json) over {deliveryId, messageId, manifestSha256, route, providerOrgnr, mailboxAddress, print?, iat}. The package\'s signed manifest describes the letter, not its route (which re-addressing and the print fallback change); manifestSha256 binds this statement to the manifest.json inside the package.',
+  }),
 });
 
 export const DeliveryList = Type.Object({

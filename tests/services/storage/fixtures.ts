@@ -79,7 +79,7 @@ export function manifestInput(over: Partial<ManifestInput> = {}): ManifestInput 
   return {
     messageId: crypto.randomUUID(),
     sender: { orgnr: '974760673', name: 'Brønnøysundregistrene' },
-    recipient: { personId: '01017012345', mailbox: { providerOrgnr: '984661185', address: 'ola.nordmann#1234' } },
+    recipient: { personId: '01017012345' },
     title: 'Vedtak om tilskudd',
     language: 'nb',
     securityLevel: 4,
@@ -124,6 +124,8 @@ export interface SeedDelivery {
   providerOrgnr?: string;
   mailboxAddress?: string;
   personId?: string;
+  securityLevel?: 3 | 4;
+  availableAt?: Date;
   documents?: { name: string; mime: string; bytes: Buffer }[];
 }
 
@@ -150,8 +152,9 @@ export async function seedDelivery(deps: { config: Config; db: Db }, opts: SeedD
     { name: 'vedlegg.txt', mime: 'text/plain', bytes: Buffer.from('Vedlegg 1\n') },
   ];
   const manifest = manifestInput({
-    recipient: { personId, mailbox: mailboxAddress ? { providerOrgnr, address: mailboxAddress } : null },
-    ...(route === 'PRINT' ? { print: PRINT_INSTRUCTIONS } : {}),
+    recipient: { personId },
+    securityLevel: opts.securityLevel ?? 4,
+    availableAt: (opts.availableAt ?? new Date()).toISOString(),
   });
   const sealed = await sealPackage(ctx, {
     manifest,
@@ -166,7 +169,7 @@ export async function seedDelivery(deps: { config: Config; db: Db }, opts: SeedD
       providerOrgnr,
       mailboxAddress,
       title: manifest.title,
-      securityLevel: 4,
+      securityLevel: manifest.securityLevel,
       availableAt: new Date(manifest.availableAt),
       print: route === 'PRINT' ? PRINT_INSTRUCTIONS : null,
       sealed,

@@ -1,0 +1,91 @@
+import { sql } from 'kysely';
+import { Problem } from '../../shared/errors/problem.js';
+import { appendEvent } from '../../shared/evidence/events.js';
+import type { StorageContext } from '../../shared/storage/context.js';
+import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
+import { storageProblems } from './problems.js';
+
+/** Why the hub itself gave up on a delivery (the ERROR receipt's `reason`, the metric's label). */
+export const UNDELIVERABLE_REASON = 'CERTIFICATE_UNUSABLE';
+
+export interface ListingTarget extends EnvelopeTarget {
+  messageId: string;
+  senderOrgnr: string;
+}
+
+export type Enveloped<D> = { delivery: D; envelope: Envelope } | { delivery: D; failed: string } | { delivery: D; error: unknown };
+
+export interface ListingHooks {
+  /** A delivery the hub gave up on (operators count these). */
+  onUndeliverable?(reason: string): void;
+  /** Something went wrong for one delivery that may work next time (its lease was released). */
+  onError?(deliveryId: string, err: unknown): void;
+}
+
+/**
+ * The hub cannot encrypt for the recipient (no certificate, not RSA, expired since it was
+ * registered): no retry will change that until someone registers a new certificate, and a
+ * provider's listing must not fail for it. The delivery becomes FAILED (out of every listing)
+ * and the sender gets an ERROR receipt saying why, in one transaction. Already moved on
+ * (acknowledged, re-addressed, failed by a concurrent listing): nothing happens.
+ */
+export async function failUndeliverable(ctx: StorageContext, d: ListingTarget, detail: string): Promise<boolean> {
+  return ctx.db.transaction().execute(async (trx) => {
+    const failed = await trx
+      .updateTable('deliveries')
+      .set({ state: 'FAILED', leased_until: null, updated_at: sql<Date>`now()` as unknown as Date })
+      .where('id', '=', d.id)
+      .where('provider_orgnr', '=', d.providerOrgnr)
+      .where('state', '=', 'READY')
+      .returning('id')
+      .executeTakeFirst();
+    if (!failed) return false;
+    await appendEvent(trx, ctx.hub, {
+      messageId: d.messageId,
+      senderOrgnr: d.senderOrgnr,
+      type: 'ERROR',
+      data: { reason: UNDELIVERABLE_REASON, errorType: 'SERVER', deliveryId: d.id, providerOrgnr: d.providerOrgnr, detail },
+    });
+    return true;
+  });
+}
+
+/** Gives leased deliveries back at once, so an error for them hides them from no listing. */
+export async function releaseLeases(ctx: StorageContext, deliveries: readonly Pick<EnvelopeTarget, 'id' | 'providerOrgnr'>[]): Promise<void> {
+  if (deliveries.length === 0) return;
+  await ctx.db
+    .updateTable('deliveries')
+    .set({ leased_until: null })
+    .where('id', 'in', deliveries.map((d) => d.id))
+    .where('provider_orgnr', '=', deliveries[0]!.providerOrgnr)
+    .where('state', '=', 'READY')
+    .execute();
+}
+
+/**
+ * One leased delivery's envelope, never throwing: an unusable certificate fails that delivery
+ * (failUndeliverable); any other error releases its lease and is reported for the caller to log.
+ */
+export async function envelopeOrFail<D extends ListingTarget>(ctx: StorageContext, d: D, hooks: ListingHooks): Promise<Enveloped<D>> {
+  try {
+    return { delivery: d, envelope: await ensureEnvelope(ctx, d) };
+  } catch (err) {
+    if (err instanceof Problem && err.problemType === storageProblems.CERTIFICATE_UNUSABLE) {
+      const detail = err.detail ?? err.problemType.title;
+      try {
+        if (await failUndeliverable(ctx, d, detail)) hooks.onUndeliverable?.(UNDELIVERABLE_REASON);
+        return { delivery: d, failed: detail };
+      } catch (failing) {
+        return giveBack(ctx, d, failing, hooks);
+      }
+    }
+    return giveBack(ctx, d, err, hooks);
+  }
+}
+
+/** Not listed this time: the lease goes (best effort; else it runs out) and the caller hears why. */
+async function giveBack<D extends ListingTarget>(ctx: StorageContext, d: D, err: unknown, hooks: ListingHooks): Promise<Enveloped<D>> {
+  await releaseLeases(ctx, [d]).catch(() => undefined);
+  hooks.onError?.(d.id, err);
+  return { delivery: d, error: err };
+}
