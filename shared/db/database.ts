@@ -17,6 +17,7 @@ import type { MessagesTable } from './tables/messages.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.js';
 import type { WebhookPushesTable, WebhooksTable } from './tables/webhooks.js';
 import type { NotificationAttemptsTable } from './tables/notification-attempts.js';
+import type { NextMoveDocumentsTable, NextMoveMessagesTable, NextMovePushesTable, NextMoveStatusesTable, NextMoveSubscriptionsTable } from './tables/nextmove.js';
 
 /**
  * The whole schema as Kysely sees it: one entry per table, each table's type in its own file
@@ -49,4 +50,9 @@ export interface Database {
   webhooks: WebhooksTable;
   webhook_pushes: WebhookPushesTable;
   notification_attempts: NotificationAttemptsTable;
+  nextmove_messages: NextMoveMessagesTable;
+  nextmove_documents: NextMoveDocumentsTable;
+  nextmove_statuses: NextMoveStatusesTable;
+  nextmove_subscriptions: NextMoveSubscriptionsTable;
+  nextmove_pushes: NextMovePushesTable;
 }

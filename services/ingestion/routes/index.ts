@@ -8,6 +8,7 @@ import capabilities from './capabilities.js';
 import evidence from './evidence.js';
 import type { IngestionRouteOptions } from './context.js';
 import messages from './messages.js';
+import nextMove from './nextmove.js';
 import receipts from './receipts.js';
 import webhooks from './webhooks.js';
 
@@ -48,6 +49,8 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
   await app.register(evidence, opts);
   await app.register(receipts, opts);
   await app.register(webhooks, opts);
+  // The eFormidling next-move API (docs/eformidling.md), with its own error shape.
+  await app.register(nextMove, { ...opts, prefix: '/api' });
 };
 
 export default routes;
