@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
-import yauzl from 'yauzl';
 import { issueDevToken } from '../../shared/auth/dev-issuer.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
 import { verifyReceipt } from '../../shared/evidence/verify.js';
@@ -10,30 +9,9 @@ import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
 import { runTs, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
+import { unzip } from '../helpers/zip.js';
 import { opensslDecrypt } from '../services/storage/fixtures.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
-
-function unzip(buf: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buf, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err ?? new Error('no zip'));
-      const out = new Map<string, Buffer>();
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream) return reject(e ?? new Error('no stream'));
-          const parts: Buffer[] = [];
-          stream.on('data', (d: Buffer) => parts.push(d));
-          stream.on('end', () => {
-            out.set(entry.fileName, Buffer.concat(parts));
-            zip.readEntry();
-          });
-        });
-      });
-      zip.on('end', () => resolve(out));
-      zip.readEntry();
-    });
-  });
-}
 
 t.test('one letter end to end, services as processes: seed, send, pull + openssl decrypt, ack, OPENED, receipts verified and acknowledged', async (t) => {
   const { url, db } = await testDatabase(t);

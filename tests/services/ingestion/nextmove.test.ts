@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
@@ -9,6 +8,7 @@ import { SCOPES } from '../../../shared/auth/scopes.js';
 import { appendEvent } from '../../../shared/evidence/events.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { testService, type TestService } from '../../helpers/service.js';
+import { DOC_RECEIVER, DOCS, keys, substitute, type Json } from './nextmove-fixtures.js';
 import { OTHER_SENDER, PDF, PERSONS, seedRegistry, SENDER, SUSPENDED_SENDER } from './fixtures.js';
 
 /**
@@ -17,18 +17,9 @@ import { OTHER_SENDER, PDF, PERSONS, seedRegistry, SENDER, SUSPENDED_SENDER } fr
  * sender and persons substituted.
  */
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = any;
-const DOCS = JSON.parse(readFileSync(new URL('../../fixtures/nextmove/restdocs-dpi.json', import.meta.url), 'utf8')) as Record<string, Json>;
-const DOC_SENDER = '0192:910077473';
-const DOC_RECEIVER = '0192:910075918';
-const DOC_PERSON = '01017012345';
-
 /** A documentation example with our sender and `person` in place of theirs. */
-const ours = (example: unknown, person: string = PERSONS.digital): Json =>
-  JSON.parse(JSON.stringify(example).replaceAll(DOC_SENDER, `0192:${SENDER}`).replaceAll(DOC_RECEIVER, person).replaceAll(DOC_PERSON, person));
+const ours = (example: unknown, person: string = PERSONS.digital): Json => substitute(example, SENDER, person);
 
-const keys = (o: object) => Object.keys(o).sort();
 const withoutCreation = (sbd: Json) => {
   const copy = structuredClone(sbd);
   delete copy.standardBusinessDocumentHeader.documentIdentification.creationDateAndTime;
