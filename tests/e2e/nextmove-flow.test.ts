@@ -7,9 +7,9 @@ import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { issueDevToken } from '../../shared/auth/dev-issuer.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
 import { verifyReceipt } from '../../shared/evidence/verify.js';
-import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { runTs, waitForHttp } from '../helpers/processes.js';
+import { eventChain } from '../helpers/evidence.js';
+import { startLetterPath } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 import { unzip } from '../helpers/zip.js';
 import { waitFor } from '../helpers/wait.js';
@@ -20,25 +20,15 @@ import { DOCS, substitute, type Json } from '../services/ingestion/nextmove-fixt
 t.test('a DPI letter through /api/, services as processes: pulled and decrypted by the provider, opened; LEVERT and LEST via /api/statuses and the webhook', async (t) => {
   const { url, db } = await testDatabase(t);
   const dataDir = testDataDir(t);
-  const [ingestionPort, storagePort] = await Promise.all([freePort(), freePort()]);
   const env = {
     DATABASE_URL: url,
     DATA_DIR: dataDir,
     QUEUE_PREFIX: 'e2e_nextmove',
     LOG_LEVEL: 'info',
-    INGESTION_PORT: String(ingestionPort),
-    STORAGE_PORT: String(storagePort),
     WEBHOOK_ALLOW_PRIVATE: 'true',
     WEBHOOK_POLL_MS: '50',
   };
-  const seed = runTs(t, 'scripts/cli.ts', ['seed', '--persons', '60'], env);
-  t.equal((await seed.exited).code, 0, seed.output());
-  const ingestion = runTs(t, 'services/ingestion/main.ts', [], env);
-  const storage = runTs(t, 'services/storage/main.ts', [], env);
-  const I = `http://127.0.0.1:${ingestionPort}`;
-  const S = `http://127.0.0.1:${storagePort}`;
-  await waitForHttp(`${I}/health/ready`, 60_000);
-  await waitForHttp(`${S}/health/ready`, 60_000);
+  const { ingestion, storage, I, S } = await startLetterPath(t, env);
 
   const sender = (await db.kysely.selectFrom('senders').select('orgnr').where('status', '=', 'active').orderBy('orgnr').limit(1).executeTakeFirstOrThrow()).orgnr;
   const asSender = { authorization: `Bearer ${await issueDevToken(dataDir, { org: sender, scope: SCOPES.send, audience: 'postbud' })}` };
@@ -142,15 +132,7 @@ t.test('a DPI letter through /api/, services as processes: pulled and decrypted 
   const pulled = (await (await fetch(`${I}/v1/receipts?limit=100`, { headers: asSender })).json()) as { receipts: { type: string; messageId: string; jws: string }[] };
   const mine = pulled.receipts.filter((r) => r.messageId === id);
   t.same(mine.map((r) => r.type), ['DELIVERED', 'OPENED']);
-  const chain = (await db.kysely.selectFrom('message_events').selectAll().where('message_id', '=', id).orderBy('seq').execute()).map((e) => ({
-    messageId: e.message_id,
-    seq: e.seq,
-    type: e.type,
-    at: e.at,
-    data: e.data,
-    prevHash: e.prev_hash,
-    hash: e.hash,
-  }));
+  const chain = await eventChain(db.kysely, id);
   for (const r of mine) {
     const v = await verifyReceipt(r.jws, { jwks, events: chain });
     t.ok(v.valid, `${r.type} receipt verifies ${v.problems.join('; ')}`);

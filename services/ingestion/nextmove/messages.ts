@@ -1,8 +1,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database } from '../../../shared/db/database.js';
+import type { NextMoveDocumentsTable } from '../../../shared/db/tables/nextmove.js';
 import { checkDocumentName, PackageError } from '../../../shared/crypto/asice.js';
 import { canonicalJson } from '../../../shared/evidence/chain.js';
 import { Problem } from '../../../shared/errors/problem.js';
@@ -150,17 +151,7 @@ export async function uploadDocument(ctx: IntakeContext, org: string, messageId:
   });
 }
 
-interface StoredDocument {
-  seq: number;
-  filename: string;
-  title: string | null;
-  mime: string;
-  size: number;
-  sha256: string;
-  iv: Buffer;
-  tag: Buffer;
-  ciphertext: Buffer;
-}
+type StoredDocument = Selectable<NextMoveDocumentsTable>;
 
 function decrypt(key: Buffer, messageId: string, d: StoredDocument): Buffer {
   const decipher = createDecipheriv('aes-256-gcm', key, d.iv);

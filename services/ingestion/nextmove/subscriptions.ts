@@ -1,7 +1,8 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { Type, type Static } from 'typebox';
 import type { HubKeys } from '../../../shared/crypto/hub-keys.js';
 import type { Database } from '../../../shared/db/database.js';
+import type { NextMoveSubscriptionsTable } from '../../../shared/db/tables/nextmove.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { ingestionProblems } from '../problems.js';
 import { checkWebhookUrl, postJson, retryDelayMs, startPollLoop, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TYP, type PusherOptions } from '../webhooks.js';
@@ -74,15 +75,7 @@ export function parseFilter(filter: string | null | undefined): ParsedFilter {
   return out;
 }
 
-interface SubscriptionRow {
-  id: string;
-  sender_orgnr: string;
-  name: string;
-  push_endpoint: string;
-  resource: string;
-  event: string;
-  filter: string | null;
-}
+type SubscriptionRow = Selectable<NextMoveSubscriptionsTable>;
 
 const view = (r: SubscriptionRow) => ({ id: Number(r.id), name: r.name, pushEndpoint: r.push_endpoint, resource: r.resource, event: r.event, filter: r.filter });
 
