@@ -5,6 +5,7 @@ import { Problem } from '../../../shared/errors/problem.js';
 import { EFORMIDLING_STATUS, statusOfEvent } from '../status.js';
 import { ingestionProblems } from '../problems.js';
 import { limitOffset, orderBy, pageOf, type PagingParams } from './paging.js';
+import { violation } from './sbd.js';
 import type { NextMoveRow } from './messages.js';
 
 /**
@@ -154,6 +155,9 @@ const statusSelect = sql`
 
 /** The sender's statuses, filtered, sorted and paged as next-move does (GET /api/statuses). */
 export async function findStatuses(db: Kysely<Database>, org: string, q: StatusQuery) {
+  for (const k of ['fromDateTime', 'toDateTime'] as const) {
+    if (q[k] !== undefined && Number.isNaN(Date.parse(q[k]))) throw violation(k, 'Must be a date-time', q[k]);
+  }
   await syncStatuses(db, { org });
   const order = orderBy(q.sort, STATUS_SORT, 's.id');
   const { rows } = await sql<StatusRow>`${statusSelect}

@@ -10,6 +10,7 @@ import { isUuid } from '../../../shared/ids/uuid.js';
 import { ALLOWED_MIME_TYPES } from '../documents.js';
 import { ingestionProblems } from '../problems.js';
 import { nextMoveErrors, violations } from '../nextmove/errors.js';
+import { check } from '../nextmove/input.js';
 import { createMessage, deleteMessage, findOutgoing, getMessage, sbdHash, sendMessage, sentDocuments, uploadDocument, type NextMoveRow, type Upload } from '../nextmove/messages.js';
 import { pageOf, PageOf, PagingQuery } from '../nextmove/paging.js';
 import { parseSbd, Sbd, type SbdBody } from '../nextmove/sbd.js';
@@ -196,16 +197,20 @@ const nextMoveMessageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (
           body: Type.String({ format: 'binary' }),
           response: { 200: Empty, ...nextMoveErrors(404, 409, 413, 415, 422) },
         },
-        validatorCompiler: ({ httpPart }) => (httpPart === 'body' ? () => true : undefined)!,
+        // The body is raw bytes (not JSON Schema material); params, query and headers are checked in the handler.
+        validatorCompiler: () => () => true,
       },
       async (request, reply) => {
         const id = messageId(request);
-        const params = dispositionParams(String(request.headers['content-disposition'] ?? ''));
+        const disposition = String(request.headers['content-disposition'] ?? '');
+        if (disposition.length > 1024) throw new Problem(ingestionProblems.NEXTMOVE_CONTENT_DISPOSITION, 'Content-Disposition is longer than 1024 characters');
+        const params = dispositionParams(disposition);
         if (!params.filename) throw new Problem(ingestionProblems.NEXTMOVE_CONTENT_DISPOSITION, 'Send Content-Disposition: attachment; name=<title>; filename=<file name>');
         const body = request.body;
         if (!Buffer.isBuffer(body)) throw new Problem(ingestionProblems.DOCUMENT_CONTENT_MISMATCH, 'The body is empty');
-        const title = (request.query as { title?: string }).title ?? params.name ?? null;
-        await uploadDocument(opts, clientOf(request).org, id, { filename: params.filename, title: title?.slice(0, 255) || null, mime: mimeOf(request.headers['content-type']), bytes: body });
+        const query = request.query as { title?: unknown };
+        const title = (typeof query.title === 'string' ? query.title : undefined) ?? params.name ?? null;
+        await uploadDocument(opts, clientOf(request).org, id, { filename: params.filename, title: title?.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 255) || null, mime: mimeOf(request.headers['content-type']), bytes: body });
         return reply.code(200).send();
       },
     );
@@ -263,6 +268,7 @@ const nextMoveMessageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (
         }
       }
       if (!sbdValidator.Check(raw)) throw violations([...sbdValidator.Errors(raw)], raw);
+      check(raw, 'sbd');
       const { row, created } = await create(org, raw as SbdBody);
       try {
         const uploads: Upload[] = [];
@@ -271,7 +277,7 @@ const nextMoveMessageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (
           if (part.type !== 'file') throw new Problem(ingestionProblems.UNEXPECTED_PART, `Unexpected field ${JSON.stringify(part.fieldname.slice(0, 100))}; documents are file parts`);
           const bytes = await readAll(part.file, limit - used);
           used += bytes.length;
-          uploads.push({ filename: part.filename, title: part.fieldname.slice(0, 255) || null, mime: mimeOf(part.mimetype), bytes });
+          uploads.push({ filename: part.filename, title: part.fieldname.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 255) || null, mime: mimeOf(part.mimetype), bytes });
         }
         if (row.state === 'SENDT') {
           // A repeat of a message already sent: the same documents give the same answer.

@@ -6,6 +6,7 @@ import { Problem } from '../../../shared/errors/problem.js';
 import { isValidPersonId } from '../../../shared/ids/person-id.js';
 import { requireActiveSender } from '../intake.js';
 import { CapabilitiesView, nextMoveCapabilities } from '../nextmove/capabilities.js';
+import { refuseUnsafeInput } from '../nextmove/input.js';
 import { installNextMoveErrors, nextMoveErrors, nextMoveNotFound } from '../nextmove/errors.js';
 import { pageOf, PageOf, PagingQuery, type PagingParams } from '../nextmove/paging.js';
 import { ConversationView, conversationBy, findConversations, findStatuses, MessageStatusView, NEXTMOVE_STATUSES, peekStatus, type ConversationQuery, type StatusQuery } from '../nextmove/statuses.js';
@@ -39,6 +40,7 @@ const nextMoveRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, op
   const db = deps.db.kysely;
   installNextMoveErrors(app);
   app.setNotFoundHandler(nextMoveNotFound);
+  app.addHook('preHandler', refuseUnsafeInput);
   const org = (request: FastifyRequest) => clientOf(request).org;
 
   app.get(

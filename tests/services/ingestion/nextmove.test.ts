@@ -477,3 +477,52 @@ t.test('subscriptions refuse private push endpoints without the development flag
     t.match(res.json(), { code: 'POSTBUD_INGESTION_WEBHOOK_URL_REFUSED', path: '/api/subscriptions' });
   }
 });
+
+t.test('junk never gets a 5xx on /api/', async (t) => {
+  const api = await setup(t);
+  const sbd = ours(DOCS.createDigital.request);
+  const id = sbd.standardBusinessDocumentHeader.documentIdentification.instanceIdentifier as string;
+  await api.call('POST', '/api/messages/out', { payload: sbd });
+  const junk = ['', 'x', '\u0000', '%00', 'ø'.repeat(300), '-1', '1e309', '99999999999999999999', "'; drop table messages; --", '{}', '[]', 'null'];
+  const urls = (v: string) => {
+    const e = encodeURIComponent(v);
+    return [
+      `/api/capabilities/${e}?securityLevel=${e}`,
+      `/api/capabilities/${PERSONS.digital}?process=${e}`,
+      `/api/messages/out?page=${e}&size=${e}&sort=${e}`,
+      `/api/messages/out/${e}`,
+      `/api/statuses?id=${e}&messageId=${e}&status=${e}&fromDateTime=${e}&toDateTime=${e}`,
+      `/api/statuses/${e}?page=${e}`,
+      `/api/conversations?messageId=${e}&finished=${e}&sort=${e}`,
+      `/api/conversations/${e}`,
+      `/api/conversations/messageId/${e}`,
+      `/api/subscriptions/${e}`,
+      `/api/subscriptions?page=${e}&size=${e}`,
+    ];
+  };
+  for (const v of junk) {
+    for (const url of urls(v)) {
+      const res = await api.call('GET', url);
+      t.ok(res.statusCode < 500, `GET ${url}: ${res.statusCode}`);
+    }
+    for (const payload of [v, { standardBusinessDocumentHeader: v }, { ...sbd, digital: v }, { name: v, pushEndpoint: v, resource: v, event: v, filter: v }]) {
+      for (const url of ['/api/messages/out', '/api/subscriptions', `/api/messages/out/${id}`, '/api/messages/out/multipart']) {
+        const res = await api.call('POST', url, { payload: typeof payload === 'string' ? payload : JSON.stringify(payload), headers: { 'content-type': 'application/json' } });
+        t.ok(res.statusCode < 500, `POST ${url} ${JSON.stringify(payload).slice(0, 40)}: ${res.statusCode}`);
+      }
+    }
+    const put = await api.call('PUT', `/api/messages/out/${id}?title=${encodeURIComponent(v)}`, { headers: { 'content-type': v.replace(/[^\x20-\x7e]/g, '') || 'x', 'content-disposition': `attachment; filename=${v.replace(/[^\x20-\x7e]/g, '')}` }, payload: v || 'x' });
+    t.ok(put.statusCode < 500, `PUT ${JSON.stringify(v).slice(0, 20)}: ${put.statusCode}`);
+  }
+  const nul = ours(DOCS.createDigital.request);
+  nul.standardBusinessDocumentHeader.documentIdentification.instanceIdentifier = '4b7b7d7e-0d6c-4d53-9a4e-5a3b1d0e9f14';
+  nul.digital.tittel = 'a\u0000b';
+  const mp = multipartBody(nul, [{ name: 'x\u0000y', filename: 'kafka_quotes.txt', type: 'text/plain', content: Buffer.from('x') }]);
+  const nulRes = await api.call('POST', '/api/messages/out/multipart', { headers: { 'content-type': mp.contentType }, payload: mp.payload });
+  t.equal(nulRes.statusCode, 400, `multipart with a NUL in the SBD: ${nulRes.body}`);
+  t.equal((await api.call('POST', '/api/messages/out', { payload: nul })).statusCode, 400, 'JSON with a NUL');
+  const noType = await api.svc.app.inject({ method: 'PUT', url: `/api/messages/out/${id}`, headers: { authorization: `Bearer ${api.token}`, 'content-disposition': 'attachment; filename=a.txt' }, payload: 'abc' });
+  t.ok(noType.statusCode >= 400 && noType.statusCode < 500, `PUT without Content-Type: ${noType.statusCode}`);
+  const empty = await api.call('PUT', `/api/messages/out/${id}`, { headers: uploadHeaders('a.txt') });
+  t.ok(empty.statusCode >= 400 && empty.statusCode < 500, `PUT without a body: ${empty.statusCode}`);
+});
