@@ -231,6 +231,7 @@ const nextMoveRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, op
       schema: { summary: 'Create a subscription (next-move)', description: subscriptionDescription, tags, security: BEARER_SECURITY, body: SubscriptionInput, response: { 200: SubscriptionView, ...nextMoveErrors(422) } },
     },
     async (request) => {
+      await requireActiveSender(deps, org(request));
       const created = await createSubscription(sctx, org(request), request.body as SubscriptionInput);
       request.log.info({ subscriptionId: created.id }, 'next-move subscription created');
       return created;
@@ -267,6 +268,7 @@ const nextMoveRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, op
       },
     },
     async (request, reply) => {
+      await requireActiveSender(deps, org(request));
       await updateSubscription(sctx, org(request), id(request), request.body as SubscriptionInput);
       return reply.code(200).send();
     },

@@ -9,7 +9,7 @@ import { appendEvent } from '../../../shared/evidence/events.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { testService, type TestService } from '../../helpers/service.js';
 import { DOC_RECEIVER, DOCS, keys, substitute, type Json } from './nextmove-fixtures.js';
-import { OTHER_SENDER, PDF, PERSONS, seedRegistry, SENDER, SUSPENDED_SENDER } from './fixtures.js';
+import { OTHER_SENDER, PDF, PERSONS, seedRegistry, SENDER, SUSPENDED_SENDER, UNKNOWN_ORG } from './fixtures.js';
 
 /**
  * The next-move API against the documentation's own DPI examples
@@ -178,6 +178,8 @@ t.test('the documented DPI flow: create digital and print, upload, send, statuse
   t.equal(row.available_at.toISOString(), '2019-03-31T22:00:00.000Z', 'virkningsdato is the start of the day in Oslo');
   t.equal((await db.selectFrom('messages').select('id').execute()).length, 1, 'one letter');
   isNextMoveError(t, await api.call('GET', `/api/messages/out/${id}`), 404, `/api/messages/out/${id}`, 'sent: off the outgoing queue');
+  t.same((await api.call('POST', '/api/messages/out', { payload: create })).json(), created.json(), 'creating the sent message again: the same answer');
+  t.equal((await api.call('POST', '/api/messages/out', { payload: changed })).statusCode, 409, 'and another body still 409');
 
   // Upload after send, delete after send.
   const late = isNextMoveError(t, await api.call('PUT', `/api/messages/out/${id}`, { headers: uploadHeaders('late.txt'), payload: 'too late' }), 409, `/api/messages/out/${id}`, 'upload after send');
@@ -424,6 +426,9 @@ t.test('subscriptions: CRUD as documented, ping, signed status events', async (t
   t.equal((await api.call('GET', `/api/subscriptions/${subId}`, { token: other })).statusCode, 404, "another sender's subscription");
   t.equal((await api.call('DELETE', `/api/subscriptions/${subId}`, { token: other })).statusCode, 404);
   t.equal((await api.call('PUT', `/api/subscriptions/${subId}`, { token: other, payload: request })).statusCode, 404);
+  const stranger = await api.svc.token({ org: UNKNOWN_ORG, scope: SCOPES.send });
+  t.match((await api.call('POST', '/api/subscriptions', { token: stranger, payload: request })).json(), { status: 403, code: 'POSTBUD_INGESTION_SENDER_NOT_ONBOARDED' }, 'only onboarded senders subscribe');
+  t.match((await api.call('GET', `/api/capabilities/${PERSONS.digital}`, { token: stranger })).json(), { status: 403 }, 'or ask capabilities');
   await api.call('DELETE', '/api/subscriptions', { token: other });
   t.equal((await api.call('GET', '/api/subscriptions')).json().totalElements, 1, "another sender's delete-all leaves mine");
 
