@@ -8,8 +8,7 @@ import { checkDocumentName, PackageError } from '../../../shared/crypto/asice.js
 import { canonicalJson } from '../../../shared/evidence/chain.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { DocumentGuard, type SizeBudget } from '../documents.js';
-import { requestFingerprint } from '../idempotency.js';
-import { guardedDocument, requireActiveSender, submitParsedLetter, validateMessage, type IntakeContext, type SubmitResult } from '../intake.js';
+import { guardedDocument, requireActiveSender, submitParsedLetter, validateMessage, type DocumentSource, type IntakeContext, type SubmitResult } from '../intake.js';
 import { ingestionProblems } from '../problems.js';
 import { limitOffset, orderBy } from './paging.js';
 import type { ParsedSbd, SbdBody } from './sbd.js';
@@ -230,25 +229,18 @@ export async function sendMessage(
     const valid = validateMessage(raw, { maxAttachments: ctx.deps.config.MESSAGE_MAX_ATTACHMENTS, now });
     const key = ctx.storage.keyring.unwrap(row.kek_id, row.wrapped_key, dataKeyContext(messageId));
     const total = docs.reduce((n, d) => n + d.size, 0);
-    result = await submitParsedLetter(ctx, {
-      org,
-      sender,
-      key: idempotencyKey(messageId),
-      valid,
-      log,
-      messageId,
-      documents: {
-        size: total + 4096,
-        // One document decrypted at a time, as the sealer asks for it.
-        *streams(declared, budget, failure) {
-          for (const [i, doc] of declared.entries()) yield guardedDocument(doc, Readable.from([decrypt(key, messageId, docs[i]!)]), budget, failure);
-        },
-        fingerprint: (v, budget) => {
-          budget.used += total;
-          return Promise.resolve(requestFingerprint(v.raw, docs.map((d) => ({ name: d.filename, mime: d.mime, sha256: d.sha256 }))));
-        },
+    const documents: DocumentSource = {
+      size: total + 4096,
+      // One document decrypted at a time, as the sealer asks for it.
+      *guarded(budget, failure) {
+        for (const [i, doc] of valid.documents.entries()) yield guardedDocument(doc, Readable.from([decrypt(key, messageId, docs[i]!)]), budget, failure);
       },
-    });
+      hashed: (budget) => {
+        budget.used += total;
+        return Promise.resolve(docs.map((d) => ({ name: d.filename, mime: d.mime, sha256: d.sha256 })));
+      },
+    };
+    result = await submitParsedLetter(ctx, { org, sender, key: idempotencyKey(messageId), valid, documents, messageId }, { now, log });
   } catch (err) {
     if (err instanceof Problem && err.statusCode < 500 && err.problemType !== ingestionProblems.IDEMPOTENCY_IN_FLIGHT) await revert();
     throw err;
