@@ -1,10 +1,10 @@
 import { Type } from 'typebox';
-import type { Capabilities } from '../routing.js';
+import type { CapabilitiesView as NativeCapabilities } from '../capabilities.js';
 import { DPI_PROCESSES, DPI_STANDARDS } from './sbd.js';
 
 /**
- * GET /api/capabilities/{personId} in next-move's shape, from the native capabilities (the same
- * routing as a letter): DPI with document type `digital` when the person can get digital post,
+ * GET /api/capabilities/{personId} in next-move's shape, from the native capabilities
+ * (capabilitiesFor: the same routing as a letter, audited as `eformidling-capabilities`): DPI with document type `digital` when the person can get digital post,
  * else DPI `print` when a print provider is active, else no capability. One entry per DPI
  * process (info, vedtak), narrowed by `process`; `securityLevel` 3 or 4 narrows digital to the
  * levels the mailbox supports. postbud holds no postal addresses (the registry has no
@@ -29,7 +29,7 @@ export const CapabilitiesView = Type.Object({
   ),
 });
 
-export function nextMoveCapabilities(caps: Capabilities, q: { securityLevel?: number; process?: string }) {
+export function nextMoveCapabilities(caps: NativeCapabilities, q: { securityLevel?: number; process?: string }) {
   const digital = caps.digital.possible && (q.securityLevel === undefined || q.securityLevel < 3 || caps.digital.securityLevels.includes(q.securityLevel));
   const type = digital ? 'digital' : caps.print.possible ? 'print' : undefined;
   if (!type) return { capabilities: [] };

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database } from '../../../shared/db/database.js';
@@ -8,7 +8,7 @@ import { checkDocumentName, PackageError } from '../../../shared/crypto/asice.js
 import { canonicalJson } from '../../../shared/evidence/chain.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { DocumentGuard, type SizeBudget } from '../documents.js';
-import { guardedDocument, requireActiveSender, submitParsedLetter, validateMessage, type DocumentSource, type IntakeContext, type SubmitResult } from '../intake.js';
+import { requireActiveSender, submitParsedLetter, validateMessage, type DocumentSource, type IntakeContext, type SubmitResult } from '../intake.js';
 import { ingestionProblems } from '../problems.js';
 import { limitOffset, orderBy } from './paging.js';
 import type { ParsedSbd, SbdBody } from './sbd.js';
@@ -230,10 +230,16 @@ export async function sendMessage(
     const key = ctx.storage.keyring.unwrap(row.kek_id, row.wrapped_key, dataKeyContext(messageId));
     const total = docs.reduce((n, d) => n + d.size, 0);
     const documents: DocumentSource = {
-      size: total + 4096,
       // One document decrypted at a time, as the sealer asks for it.
-      *guarded(budget, failure) {
-        for (const [i, doc] of valid.documents.entries()) yield guardedDocument(doc, Readable.from([decrypt(key, messageId, docs[i]!)]), budget, failure);
+      async *guarded(budget, failure) {
+        for (const [i, doc] of valid.documents.entries()) {
+          const guard = new DocumentGuard(doc.name, doc.mime, budget);
+          guard.on('error', (err) => (failure.err ??= err));
+          pipeline(Readable.from([decrypt(key, messageId, docs[i]!)]), guard, (err) => {
+            if (err) failure.err ??= err;
+          });
+          yield { name: doc.name, mime: doc.mime, stream: guard };
+        }
       },
       hashed: (budget) => {
         budget.used += total;

@@ -3,8 +3,9 @@ import { Type } from 'typebox';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { Problem } from '../../../shared/errors/problem.js';
-import { isValidPersonId } from '../../../shared/ids/person-id.js';
+import { capabilitiesFor } from '../capabilities.js';
 import { requireActiveSender } from '../intake.js';
+import { cleanPurpose } from '../../../shared/registry/lookup-audit.js';
 import { CapabilitiesView, nextMoveCapabilities } from '../nextmove/capabilities.js';
 import { refuseUnsafeInput } from '../nextmove/input.js';
 import { installNextMoveErrors, nextMoveErrors, nextMoveNotFound } from '../nextmove/errors.js';
@@ -22,7 +23,6 @@ import {
   type SubscriptionContext,
 } from '../nextmove/subscriptions.js';
 import { ingestionProblems } from '../problems.js';
-import { capabilities } from '../routing.js';
 import type { IngestionRouteOptions } from './context.js';
 import nextMoveMessages from './nextmove-messages.js';
 
@@ -71,13 +71,13 @@ const nextMoveRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, op
       if (/^(0192:)?[0-9]{9}$/.test(personId)) {
         throw new Problem(ingestionProblems.NEXTMOVE_RECEIVER_NOT_PERSON, 'Capabilities are for persons (DPI); organisations (DPO) are not supported');
       }
-      if (!isValidPersonId(personId)) throw new Problem(ingestionProblems.INVALID_PERSON_ID, 'The personId is not a valid fødselsnummer or D-number');
-      const caps = await capabilities(db, personId, deps.clock?.() ?? new Date());
+      const purpose = cleanPurpose(request.headers['x-purpose'] as string | undefined);
+      const caps = await capabilitiesFor(db, clientOf(request), personId, { api: 'eformidling-capabilities', purpose, now: deps.clock?.() ?? new Date() });
       return nextMoveCapabilities(caps, request.query as { securityLevel?: number; process?: string });
     },
   );
 
-  await app.register(nextMoveMessages, { deps: opts.deps, storage: opts.storage, locks: opts.locks });
+  await app.register(nextMoveMessages, { deps: opts.deps, storage: opts.storage, intake: opts.intake });
 
   // Statuses.
   const StatusPage = PageOf(MessageStatusView, 'A page of message statuses');
