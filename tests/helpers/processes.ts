@@ -64,3 +64,21 @@ export async function servicePorts(): Promise<{ ports: number[]; env: Record<str
     },
   };
 }
+
+/**
+ * The letter path as processes: seeds the registry (`postbud seed`), starts ingestion and
+ * storage on free ports and waits until both are ready. `env` needs DATABASE_URL and DATA_DIR.
+ */
+export async function startLetterPath(t: Test, env: Record<string, string>) {
+  const [ingestionPort, storagePort] = await Promise.all([freePort(), freePort()]);
+  const all = { ...env, INGESTION_PORT: String(ingestionPort), STORAGE_PORT: String(storagePort) };
+  const seed = runTs(t, 'scripts/cli.ts', ['seed', '--persons', '60'], all);
+  t.equal((await seed.exited).code, 0, seed.output());
+  const ingestion = runTs(t, 'services/ingestion/main.ts', [], all);
+  const storage = runTs(t, 'services/storage/main.ts', [], all);
+  const I = `http://127.0.0.1:${ingestionPort}`;
+  const S = `http://127.0.0.1:${storagePort}`;
+  // Generous: on a busy 2-core machine two tsx start-ups and their migrations take a while.
+  await Promise.all([waitForHttp(`${I}/health/ready`, 180_000), waitForHttp(`${S}/health/ready`, 180_000)]);
+  return { ingestion, storage, I, S };
+}
