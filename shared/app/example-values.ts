@@ -5,7 +5,7 @@
  */
 export const EXAMPLE = {
   /** The first synthetic person `postbud seed` registers, with a Digipost mailbox. */
-  personId: '01013000014',
+  personId: '02813000019',
   mailboxAddress: 'ola.nordmann#0000',
   /** The first sender in scripts/seed-data/senders.txt (Agder IKT driftssenter IKS). */
   senderOrgnr: '890818064',

@@ -23,7 +23,7 @@ export const CapabilitiesResponse = Type.Object({
   digital: Type.Object({
     possible: Type.Boolean(),
     reason: Status(['NOT_REGISTERED', 'DELETED', 'RESERVED', 'NO_MAILBOX'], 'Why digital mail is not possible; null when it is'),
-    provider: Type.Union([ProviderRef], { description: 'The mailbox provider; only with postbud:lookup.digitalpost, else null' }),
+    provider: Type.Union([Type.Object({ orgnr: Orgnr, name: Type.String() }), Type.Null()], { description: 'The mailbox provider; only with postbud:lookup.digitalpost, else null' }),
     mailboxAddress: Type.Union([Type.String(), Type.Null()], { description: 'The mailbox address; only with postbud:lookup.digitalpost, else null' }),
     securityLevels: Type.Array(Type.Integer()),
   }),
