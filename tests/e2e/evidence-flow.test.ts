@@ -10,7 +10,7 @@ import type { EvidenceBundle } from '../../shared/evidence/bundle.js';
 import type { SignedHead } from '../../shared/evidence/log.js';
 import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { runTs, waitForHttp } from '../helpers/processes.js';
+import { fetchRetrying503, runTs, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
@@ -40,7 +40,7 @@ t.test('evidence end to end, services as processes: the storage service logs the
       { recipient: { personId }, title: 'Vedtak', language: 'nb', securityLevel: 4, documents: [{ name: 'vedtak.pdf', mime: 'application/pdf', main: true }] },
       [{ name: 'vedtak.pdf', content: pdf }],
     );
-    const res = await fetch(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': crypto.randomUUID() }, body: body.payload });
+    const res = await fetchRetrying503(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': crypto.randomUUID() }, body: body.payload });
     t.equal(res.status, 201, await res.clone().text());
     return ((await res.json()) as { id: string }).id;
   };

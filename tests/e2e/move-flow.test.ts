@@ -16,7 +16,7 @@ import { loadEvents } from '../../shared/evidence/events.js';
 import { startSmsGateway, startSmtpSink } from '../harness/alert-peers.js';
 import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { runTs, waitForHttp } from '../helpers/processes.js';
+import { fetchRetrying503, runTs, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
@@ -83,7 +83,7 @@ t.test('a citizen moves three delivered letters from Digipost to e-Boks, service
       { recipient: { personId }, title, language: 'nb', securityLevel: 3, notifications: { email: {}, repeatAfterDays: [0] }, documents: [{ name: 'brev.pdf', mime: 'application/pdf', main: true }] },
       [{ name: 'brev.pdf', content: pdf }],
     );
-    const sent = await json<{ id: string; provider: { orgnr: string } }>(fetch(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': `e2e-move-${i}` }, body: body.payload }));
+    const sent = await json<{ id: string; provider: { orgnr: string } }>(fetchRetrying503(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': `e2e-move-${i}` }, body: body.payload }));
     t.equal(sent.status, 201);
     t.equal(sent.body.provider.orgnr, DIGIPOST);
     letters.push({ id: sent.body.id, pdf, zip: Buffer.alloc(0), deliveryId: '' });
