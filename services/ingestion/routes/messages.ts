@@ -60,10 +60,17 @@ const BatchResponse = Type.Object({
 });
 const BatchBody = Type.Object(
   {
-    letter: Type.Array(LetterPartSchema),
-    documents: Type.Array(Type.String({ format: 'binary' }), { description: "Each letter's document file parts, in its declared order, right after its `letter` part" }),
+    // Bounds: BATCH_MAX_LETTERS is at most 1000, each letter at most 1001 documents.
+    letter: Type.Array(LetterPartSchema, { minItems: 1, maxItems: 1000 }),
+    documents: Type.Array(Type.String({ format: 'binary', maxLength: 100 * 1024 * 1024 }), {
+      maxItems: 1000 * 1001,
+      description: "Each letter's document file parts, in its declared order, right after its `letter` part",
+    }),
   },
-  { description: 'multipart/form-data: for each letter a `letter` field part (JSON {idempotencyKey, message}), then its documents' },
+  {
+    description: 'multipart/form-data: for each letter a `letter` field part (JSON {idempotencyKey, message}), then its documents',
+    examples: [{ letter: [{ idempotencyKey: 'batch-2026-03-02-0001', message: LETTER_EXAMPLE }], documents: [''] }],
+  },
 );
 
 const TimeFilter = (description: string) => Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description }));
