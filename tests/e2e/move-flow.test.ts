@@ -80,7 +80,7 @@ t.test('a citizen moves three delivered letters from Digipost to e-Boks, service
   for (const [i, title] of titles.entries()) {
     const pdf = PDF(30_000 + i);
     const body = multipart(
-      { recipient: { personId }, title, language: 'nb', securityLevel: 3, notifications: { email: {}, repeatAfterDays: [0] }, documents: [{ name: 'brev.pdf', mime: 'application/pdf', main: true }] },
+      { recipient: { personId }, title, language: 'nb', securityLevel: 3, openReceipt: true, notifications: { email: {}, repeatAfterDays: [0] }, documents: [{ name: 'brev.pdf', mime: 'application/pdf', main: true }] },
       [{ name: 'brev.pdf', content: pdf }],
     );
     const sent = await json<{ id: string; provider: { orgnr: string } }>(fetchRetrying503(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': `e2e-move-${i}` }, body: body.payload }));
