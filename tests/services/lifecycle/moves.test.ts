@@ -46,7 +46,7 @@ t.test('moving delivered mail: request, provider export, MOVED deliveries, progr
     t.equal((await ts.app.inject({ method: 'POST', url: `/v1/deliveries/${s.id}/ack`, headers: asDigipost })).statusCode, 200);
     delivered.push({ ...s, zip: await opensslDecrypt(t, cms, digipost) });
   }
-  const openedAt = '2026-11-30T10:00:00.000Z';
+  const openedAt = new Date().toISOString(); // after the delivery was offered, not in the future (storage's event rules)
   t.equal((await ts.app.inject({ method: 'POST', url: `/v1/deliveries/${delivered[1]!.id}/events`, headers: { ...asDigipost, 'content-type': 'application/json' }, payload: { type: 'OPENED', at: openedAt, securityLevel: 4 } })).statusCode, 200);
   const karis = await seedDelivery(ts.deps, { providerOrgnr: DIGIPOST, mailboxAddress: 'kari#dp', personId: kari });
   await ts.app.inject({ method: 'POST', url: `/v1/deliveries/${karis.id}/ack`, headers: asDigipost });
@@ -157,7 +157,8 @@ t.test('moving delivered mail: request, provider export, MOVED deliveries, progr
       t.match(events.find((e) => e.type === 'MOVED_OUT')!.data, { moveId, fromProviderOrgnr: DIGIPOST, toProviderOrgnr: EBOKS });
     }
     const receipts = await db.selectFrom('receipts').select('type').where('message_id', 'in', [delivered[0]!.messageId, delivered[1]!.messageId]).execute();
-    t.same(receipts.map((r) => r.type).sort(), ['DELIVERED', 'DELIVERED', 'OPENED'], 'no new receipt for the sender');
+    // The seeded letters asked for no open receipt, so the earlier OPENED gave none either.
+    t.same(receipts.map((r) => r.type).sort(), ['DELIVERED', 'DELIVERED'], 'no new receipt for the sender');
     t.equal(await notificationJobs(), jobsBefore, 'no alert is asked for');
     // Reopening at the new provider does not repeat OPENED for a letter already opened.
     const d1 = list.deliveries.find((x) => x.messageId === delivered[1]!.messageId)!;
