@@ -59,7 +59,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const db = connectDb(pg.url, { poolSize: 2 });
     await migrateToLatest(db.kysely);
-    await seedRegistry(db.kysely).catch(() => undefined);
+    await seedRegistry(db.kysely); // idempotent: a reused BENCH_DATABASE_URL or a dev-seeded registry keeps its rows
     await db.close();
     const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud' });
     const ingestion = await startIngestion(pg.url, undefined, dataDir, 'bench_bulk');

@@ -71,7 +71,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const db = connectDb(pg.url, { poolSize: 2 });
     await migrateToLatest(db.kysely);
-    await seedRegistry(db.kysely).catch(() => undefined);
+    await seedRegistry(db.kysely); // idempotent: a reused BENCH_DATABASE_URL or a dev-seeded registry keeps its rows
     // The sequencer's own rate, alone: events appended beforehand, then made leaves and signed.
     const SEQ_EVENTS = 20_000;
     const hub = storageContext({ config: loadConfig({ NODE_ENV: 'development', DATABASE_URL: pg.url, DATA_DIR: dataDir, LOG_LEVEL: 'warn' }), db }).hub;

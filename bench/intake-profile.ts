@@ -34,7 +34,7 @@ const pg = await benchDatabase();
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'postbud-prof-'));
 const db = connectDb(pg.url, { poolSize: 2 });
 await migrateToLatest(db.kysely);
-await seedRegistry(db.kysely).catch(() => undefined);
+await seedRegistry(db.kysely); // idempotent: a reused BENCH_DATABASE_URL or a dev-seeded registry keeps its rows
 if (process.env.NO_NOTIFY) await db.pool.query('alter table outbox disable trigger outbox_notify');
 const port = await freePort();
 const root = projectRoot();

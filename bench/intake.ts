@@ -148,7 +148,7 @@ async function startWholeSystem(): Promise<Target & { dataDir: string }> {
   await waitReady(url, child);
   const databaseUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`;
   const db = connectDb(databaseUrl, { poolSize: 1 });
-  await seedRegistry(db.kysely).catch(() => undefined);
+  await seedRegistry(db.kysely); // idempotent: a reused BENCH_DATABASE_URL or a dev-seeded registry keeps its rows
   await db.close();
   return {
     child,
@@ -330,7 +330,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const db = connectDb(pg.url, { poolSize: 2 });
     await migrateToLatest(db.kysely);
-    await seedRegistry(db.kysely).catch(() => undefined); // already seeded on a reused BENCH_DATABASE_URL
+    await seedRegistry(db.kysely); // idempotent: a reused BENCH_DATABASE_URL or a dev-seeded registry keeps its rows
     await db.close();
 
     const baseline = await measureBaselineProcess(pg.url, pg.dataDir, durationS);

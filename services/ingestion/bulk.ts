@@ -6,7 +6,7 @@ import { Compile } from 'typebox/compile';
 import { Type } from 'typebox';
 import { commonProblems, Problem, type ProblemBody } from '../../shared/errors/problem.js';
 import { isValidIdempotencyKey } from './idempotency.js';
-import { requireActiveSender, submitParsedLetter, validateMessage, type DeclaredDocument, type DocumentSource, type IntakeContext, type IntakeLog, type SubmitResult } from './intake.js';
+import { requireActiveSender, standingQueue, submitParsedLetter, validateMessage, type DeclaredDocument, type DocumentSource, type IntakeContext, type IntakeLog, type SubmitResult } from './intake.js';
 import { DocumentGuard, type SizeBudget } from './documents.js';
 import type { DocumentInput } from '../../shared/crypto/asice.js';
 import type { SenderInfo } from '../../shared/registry/recipients.js';
@@ -197,7 +197,12 @@ export async function submitBatchLetter(ctx: IntakeContext, org: string, sender:
 export async function submitBatch(ctx: IntakeContext, request: FastifyRequest, org: string) {
   const config = ctx.deps.config;
   const sender = await requireActiveSender(ctx.deps, org);
-  // The batch's upload takes one of the intake's upload slots while it is read (load shedding).
+  // A batch is refused while a queue stands (its own duration is not a letter's sojourn, so it
+  // is not measured), and its upload takes one of the intake's upload slots while it is read.
+  if (ctx.intake.admission.shedding) {
+    ctx.intake.shed('latency');
+    throw standingQueue();
+  }
   let release: () => void;
   try {
     release = ctx.intake.slots.take(org);

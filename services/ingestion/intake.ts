@@ -82,6 +82,10 @@ const unwrap = (outcome: CommitOutcome): SubmitResult => {
 const overloaded = () =>
   new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has more letters waiting for their commit than it takes; retry shortly', {}, { 'retry-after': '1' });
 
+/** 503 while the intake's queue stands above its latency target (see intake/admission.ts). */
+export const standingQueue = () =>
+  new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake answers letters slower than its latency target; retry shortly', {}, { 'retry-after': '1' });
+
 /** The letter only: its route is signed per delivery, since it can change after sealing (docs/storage.md). */
 function manifestFor(letter: ParsedLetter, messageId: string): ManifestInput {
   const part = letter.valid.part;
@@ -218,10 +222,16 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
   const key = request.headers['idempotency-key'];
   if (!isValidIdempotencyKey(key)) throw new Problem(ingestionProblems.IDEMPOTENCY_KEY_REQUIRED, 'Send an Idempotency-Key header, e.g. a UUID');
   if (!request.isMultipart()) throw new Problem(ingestionProblems.MULTIPART_REQUIRED, 'Send multipart/form-data: a `message` part, then the documents');
+  const ticket = intake.admission.enter();
+  if (ticket === undefined) {
+    intake.shed('latency');
+    throw standingQueue();
+  }
   let release: () => void;
   try {
     release = intake.slots.take(org);
   } catch (err) {
+    intake.admission.leave(ticket);
     intake.shed((err as Problem).statusCode === 429 ? 'client' : 'uploads');
     throw err;
   }
@@ -238,5 +248,6 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
     return await submitParsedLetter(ctx, letter, { now, log: request.log });
   } finally {
     read();
+    intake.admission.leave(ticket);
   }
 }

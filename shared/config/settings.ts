@@ -195,6 +195,8 @@ export const settings = {
   INTAKE_BATCH_WINDOW_MS: setting('INTAKE_BATCH_WINDOW_MS', 'How long a letter arriving at an idle intake waits for others to share its commit (0: commit at once; under load letters batch while the previous commit runs anyway)', '1', asInt(0, 1000)),
   INTAKE_BATCH_PARALLEL: setting('INTAKE_BATCH_PARALLEL', 'Intake batches committing at once per process (each on its own pooled connection)', '2', asInt(1, 64)),
   INTAKE_QUEUE_MAX: setting('INTAKE_QUEUE_MAX', 'Sealed letters waiting for a batch at most; beyond it a letter is refused with 503 and Retry-After (load shedding)', '512', asInt(1, 100_000)),
+  INTAKE_TARGET_LATENCY_MS: setting('INTAKE_TARGET_LATENCY_MS', 'Latency-aware load shedding (CoDel): when even the fastest letter of an interval took longer than this from admission to answer, new letters get 503 and Retry-After until answers are fast again (0 turns it off)', '100', asInt(0, 60_000)),
+  INTAKE_LATENCY_INTERVAL_MS: setting('INTAKE_LATENCY_INTERVAL_MS', 'The interval over which the intake takes the fastest answer for INTAKE_TARGET_LATENCY_MS', '200', asInt(10, 60_000)),
   INTAKE_UPLOADS_MAX: setting('INTAKE_UPLOADS_MAX', 'Letters an ingestion process reads at once; more are refused at once with 503 and Retry-After (load shedding, bounded memory)', '256', asInt(1, 100_000)),
   INTAKE_UPLOADS_PER_CLIENT: setting('INTAKE_UPLOADS_PER_CLIENT', 'Letters one client (token organisation) may have uploading at once; more get 429 with Retry-After', '32', asInt(1, 100_000)),
   INTAKE_MAX_EVENT_LOOP_DELAY_MS: setting('INTAKE_MAX_EVENT_LOOP_DELAY_MS', 'Event-loop delay above which the intake refuses new letters with 503 and Retry-After (@fastify/under-pressure; 0 turns it off)', '1000', asInt(0, 60_000)),

@@ -78,6 +78,8 @@ export interface OutboxRelay {
   stop(): Promise<void>;
   /** Relays everything pending now; for tests and shutdown. */
   drain(): Promise<void>;
+  /** Resolves true once NOTIFY wakes the relay (LISTEN in place), false if it could not listen (the poll still runs). */
+  readonly listening: Promise<boolean>;
 }
 
 export function startOutboxRelay(opts: {
@@ -89,6 +91,9 @@ export function startOutboxRelay(opts: {
 }): OutboxRelay {
   let stopped = false;
   let wake: (() => void) | undefined;
+  // A NOTIFY that comes while a batch is being relayed is kept, not lost: the loop then goes
+  // round again at once instead of sleeping until the next poll.
+  let notified = false;
   let listener: pg.PoolClient | undefined;
 
   const drain = async () => {
@@ -98,16 +103,23 @@ export function startOutboxRelay(opts: {
   };
 
   // NOTIFY wakes the relay at once; the poll covers a lost listener connection.
-  void opts.pool
+  const listening = opts.pool
     .connect()
     .then(async (client) => {
-      if (stopped) return client.release();
+      if (stopped) {
+        client.release();
+        return false;
+      }
       listener = client;
-      client.on('notification', () => wake?.());
+      client.on('notification', () => {
+        if (wake) wake();
+        else notified = true;
+      });
       client.on('error', () => undefined);
       await client.query('listen postbud_outbox');
+      return true;
     })
-    .catch(() => undefined);
+    .catch(() => false);
 
   const loop = (async () => {
     while (!stopped) {
@@ -117,6 +129,10 @@ export function startOutboxRelay(opts: {
         opts.logger.warn({ err }, 'outbox relay failed; retrying');
       }
       if (stopped) break;
+      if (notified) {
+        notified = false;
+        continue;
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, opts.pollMs);
         wake = () => {
@@ -130,6 +146,7 @@ export function startOutboxRelay(opts: {
 
   return {
     drain,
+    listening,
     async stop() {
       stopped = true;
       wake?.();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { byteaColumn } from '../db/bytea-column.js';
 import type { Database } from '../db/database.js';
 import type { DeliveryRoute } from '../db/tables/deliveries.js';
 import type { PrintInstructions } from '../crypto/asice.js';
@@ -86,16 +87,19 @@ export function newDeliveriesCtes(inputs: readonly CreateDelivery[]) {
   const col = <K extends keyof DeliveryRow>(k: K) => sql.val(parts.map((p) => p.row[k]));
   const pcol = <K extends keyof PendingPackage>(k: K) => sql.val(pending.map((p) => p[k]));
   const events = parts.map((p) => firstEvent(p.sealedEvent));
+  const wrapped = byteaColumn(pending.map((p) => p.wrappedKey));
+  const iv = byteaColumn(pending.map((p) => p.iv));
+  const data = byteaColumn(pending.map((p) => p.data));
   const ctes = sql`
   p as (
     insert into packages (id, status, kek_id, wrapped_key, iv, zip_size, ciphertext_size, chunk_count, sealed_at)
-    select id, 'SEALED', kek_id, wrapped_key, iv, zip_size, ciphertext_size, 1, now()
-      from unnest(${pcol('id')}::uuid[], ${pcol('kekId')}::text[], ${pcol('wrappedKey')}::bytea[], ${pcol('iv')}::bytea[],
-                  ${pcol('zipSize')}::bigint[], ${pcol('ciphertextSize')}::bigint[]) as x(id, kek_id, wrapped_key, iv, zip_size, ciphertext_size)
+    select id, 'SEALED', kek_id, ${wrapped.element('wk')}, ${iv.element('iv')}, zip_size, ciphertext_size, 1, now()
+      from unnest(${pcol('id')}::uuid[], ${pcol('kekId')}::text[], ${wrapped.offsets}, ${wrapped.lengths}, ${iv.offsets}, ${iv.lengths},
+                  ${pcol('zipSize')}::bigint[], ${pcol('ciphertextSize')}::bigint[]) as x(id, kek_id, wk_off, wk_len, iv_off, iv_len, zip_size, ciphertext_size)
     returning id),
   c as (
     insert into package_chunks (package_id, seq, data)
-    select id, 0, data from unnest(${pcol('id')}::uuid[], ${pcol('data')}::bytea[]) as x(id, data)),
+    select id, 0, ${data.element('data')} from unnest(${pcol('id')}::uuid[], ${data.offsets}, ${data.lengths}) as x(id, data_off, data_len)),
   d as (
     insert into deliveries (id, message_id, sender_orgnr, person_id, route, provider_orgnr, mailbox_address, title, security_level,
                             available_at, print_instructions, package_id, package_size)

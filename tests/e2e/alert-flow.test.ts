@@ -81,8 +81,14 @@ t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTI
   const accepted = (await sent.json()) as { id: string; provider: { orgnr: string } };
   t.equal(sent.status, 201, JSON.stringify(accepted));
 
-  // Nothing goes out before the provider has the letter.
-  await new Promise((r) => setTimeout(r, 1000));
+  // Nothing goes out before the provider has the letter. Control point (not a sleep): every job
+  // written so far has been relayed to its queue, and not one of them is for the notification service.
+  await waitFor('the jobs written so far relayed', async () => {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from outbox where relayed_at is null`.execute(kysely);
+    return rows[0]!.n === 0;
+  }, PATIENCE_MS);
+  const alertJobs = await sql<{ n: number }>`select count(*)::int as n from outbox where queue = 'notification'`.execute(kysely);
+  t.equal(alertJobs.rows[0]!.n, 0, 'no alert job before DELIVERED');
   t.equal(smtp.mails.length + gateway.messages.length, 0, 'no alert before DELIVERED');
 
   const asProvider = { authorization: `Bearer ${await issueDevToken(dataDir, { org: accepted.provider.orgnr, scope: SCOPES.provider, audience: 'postbud' })}` };

@@ -36,7 +36,7 @@ export async function testDeps(t: Test, opts: { queue?: QueueBackendKind; env?: 
   const dataDir = testDataDir(t);
   // Shedding by event-loop delay is off unless a test asks for it: a test's own synchronous work
   // (certificate generation, say) would otherwise make the intake refuse the next letters.
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir, DATABASE_URL: databaseUrl, INTAKE_MAX_EVENT_LOOP_DELAY_MS: '0', ...opts.env });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir, DATABASE_URL: databaseUrl, INTAKE_MAX_EVENT_LOOP_DELAY_MS: '0', INTAKE_TARGET_LATENCY_MS: '0', ...opts.env });
   const queues = testQueues(t, opts.queue ?? 'postgres', databaseUrl);
   const verifier = createTokenVerifier({ issuers: await trustedIssuers(config), audience: config.AUTH_AUDIENCE, clockToleranceS: 0, maxLifetimeS: config.AUTH_MAX_TOKEN_LIFETIME_S });
   const db = database?.db ?? (await import('../../shared/db/connect.js')).connectDb(databaseUrl);

@@ -43,7 +43,7 @@ for (const kind of queueBackends()) {
       });
       const relay = startOutboxRelay({ db: db.kysely, pool: db.pool, queues, logger: { warn: () => undefined }, pollMs: 60_000 });
       t.teardown(() => relay.stop());
-      await new Promise((r) => setTimeout(r, 200));
+      t.equal(await relay.listening, true, 'the relay listens (control point: no sleep before the NOTIFY)');
       await db.kysely.transaction().execute((trx) =>
         enqueue(trx, [1, 2, 3].map((n) => ({ queue: 'live', name: 'n', data: { n } }))),
       );

@@ -5,6 +5,7 @@ import { runPrepared } from '../../../shared/db/prepared.js';
 import type { Kysely } from 'kysely';
 import { commitLetters, type CommitOutcome, type SealedLetter } from './commit.js';
 import { lookupSql, type LookupItem, type LookupRow } from './lookup.js';
+import { Admission } from './admission.js';
 import { UploadSlots } from './uploads.js';
 
 declare module 'fastify' {
@@ -22,8 +23,10 @@ export interface IntakeBatches {
   lookup: Group<LookupItem, LookupRow>;
   commit: Group<SealedLetter, CommitOutcome>;
   slots: UploadSlots;
+  /** Latency-aware shedding (INTAKE_TARGET_LATENCY_MS): refuses new letters while a queue stands. */
+  admission: Admission;
   /** Counts a letter refused by load shedding (`reason`: uploads, queue, pressure) or the per-client bound (client). */
-  shed(reason: 'uploads' | 'queue' | 'client' | 'pressure'): void;
+  shed(reason: 'uploads' | 'queue' | 'client' | 'pressure' | 'latency'): void;
   /** Every batch size seen since start, for the bench (sizes -> count). */
   readonly batchSizes: Map<number, number>;
 }
@@ -41,7 +44,7 @@ export function createIntakeBatches(deps: ServiceDeps, metrics?: Registry): Inta
   });
   const shedCounter = new Counter({
     name: 'ingestion_intake_shed_total',
-    help: 'Letters refused before being read because the intake was at capacity (uploads, queue) the process was too busy (pressure: event-loop delay) or the client had too many uploads (client)',
+    help: 'Letters refused before being read because the intake was at capacity (uploads, queue), a queue stood above the latency target (latency), the process was too busy (pressure: event-loop delay) or the client had too many uploads (client)',
     labelNames: ['reason'],
     registers: metrics ? [metrics] : [],
   });
@@ -67,6 +70,7 @@ export function createIntakeBatches(deps: ServiceDeps, metrics?: Registry): Inta
     lookup,
     commit,
     slots: new UploadSlots(config.INTAKE_UPLOADS_MAX, config.INTAKE_UPLOADS_PER_CLIENT),
+    admission: new Admission({ targetMs: config.INTAKE_TARGET_LATENCY_MS, intervalMs: config.INTAKE_LATENCY_INTERVAL_MS }),
     shed: (reason) => shedCounter.inc({ reason }),
     batchSizes,
   };

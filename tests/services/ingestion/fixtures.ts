@@ -34,21 +34,25 @@ export function providerCertificate(): DevCertificate {
 export async function seedRegistry(db: Kysely<Database>): Promise<void> {
   const der = providerCertificate().der;
   await sql`insert into senders (orgnr, name, status) values
-    (${SENDER}, 'Test Agency A', 'active'), (${OTHER_SENDER}, 'Test Agency B', 'active'), (${SUSPENDED_SENDER}, 'Suspended Agency', 'suspended')`.execute(db);
+    (${SENDER}, 'Test Agency A', 'active'), (${OTHER_SENDER}, 'Test Agency B', 'active'), (${SUSPENDED_SENDER}, 'Suspended Agency', 'suspended')
+    on conflict do nothing`.execute(db);
   await sql`insert into providers (orgnr, name, kind, certificate, status) values
     (${DIGIPOST}, 'Digipost', 'digital', ${der}, 'active'),
     (${EBOKS}, 'e-Boks', 'digital', ${der}, 'active'),
-    (${PRINTER}, 'Test Print', 'print', null, 'active')`.execute(db);
+    (${PRINTER}, 'Test Print', 'print', null, 'active')
+    on conflict do nothing`.execute(db);
   const now = new Date();
   await sql`insert into persons (person_id, status, reserved, reserved_at, language, email, email_updated_at) values
     (${PERSONS.digital}, 'ACTIVE', false, null, 'nb', 'ola@example.no', ${now}),
     (${PERSONS.reserved}, 'ACTIVE', true, ${now}, 'nb', null, null),
     (${PERSONS.noMailbox}, 'ACTIVE', false, null, 'nn', null, null),
     (${PERSONS.deleted}, 'DELETED', false, null, null, null, null),
-    (${PERSONS.eboks}, 'ACTIVE', false, null, 'en', null, null)`.execute(db);
+    (${PERSONS.eboks}, 'ACTIVE', false, null, 'en', null, null)
+    on conflict do nothing`.execute(db);
   await sql`insert into mailboxes (person_id, provider_orgnr, address, active) values
     (${PERSONS.digital}, ${DIGIPOST}, 'ola.nordmann#1', true),
-    (${PERSONS.eboks}, ${EBOKS}, 'eboks-42', true)`.execute(db);
+    (${PERSONS.eboks}, ${EBOKS}, 'eboks-42', true)
+    on conflict do nothing`.execute(db);
 }
 
 export const PDF = (size = 10 * 1024): Buffer => Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(Math.max(0, size - 9))]);

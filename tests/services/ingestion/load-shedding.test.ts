@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { service } from '../../../services/ingestion/app.js';
+import { Admission } from '../../../services/ingestion/intake/admission.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { testService } from '../../helpers/service.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -79,4 +80,80 @@ t.test('an event loop too busy to answer in time makes the intake refuse letters
   t.equal(refused.headers['content-type'], 'application/problem+json; charset=utf-8');
   const health = await svc.app.inject({ url: '/health/live' });
   t.equal(health.statusCode, 200, 'health is not shed');
+});
+
+t.test('latency-aware shedding (CoDel): a standing queue is refused, a burst on an idle intake is not', async (t) => {
+  // Control point: the admission's clock is the test's, so "a letter took 300 ms" needs no sleep.
+  let now = 0;
+  const clock = () => now;
+
+  t.test('the rule alone', async (t) => {
+    const a = new Admission({ targetMs: 50, intervalMs: 100, now: clock });
+    now = 0;
+    const burst = Array.from({ length: 50 }, () => a.enter());
+    t.ok(burst.every((x) => x !== undefined), 'a burst on an idle intake is admitted whole');
+    now = 30;
+    for (const ticket of burst.slice(0, 49)) a.leave(ticket!);
+    now = 100;
+    t.equal(a.shedding, false, 'answers under the target: no standing queue');
+    const slow = [a.enter()!, a.enter()!];
+    now = 400;
+    a.leave(slow[0]!); // took 400 ms; the other one and the burst's last still wait
+    now = 500;
+    t.equal(a.shedding, true, 'the fastest answer of the interval took longer than the target while letters still wait');
+    t.equal(a.enter(), undefined, 'a new letter is refused');
+    a.leave(burst[49]!); // slow too, but more still waits
+    t.equal(a.shedding, true);
+    a.leave(slow[1]!);
+    t.equal(a.inFlight, 0);
+    t.equal(a.shedding, false, 'nothing left waiting ends the standing queue (no deadlock with every letter refused)');
+    t.not(a.enter(), undefined);
+    const off = new Admission({ targetMs: 0, intervalMs: 100, now: clock });
+    const ticket = off.enter()!;
+    now += 10_000;
+    off.leave(ticket);
+    now += 10_000;
+    t.not(off.enter(), undefined, 'INTAKE_TARGET_LATENCY_MS=0 never refuses');
+  });
+
+  t.test('through POST /v1/messages: 503 + Retry-After while the queue stands, accepted letters all written', async (t) => {
+    const svc = await testService(t, service, { env: { INTAKE_BATCH_WINDOW_MS: '0', INTAKE_IDLE_TIMEOUT_MS: '5000' } });
+    const db = svc.deps.db.kysely;
+    await seedRegistry(db);
+    const token = await svc.token({ org: SENDER, scope: SCOPES.send });
+    const intake = svc.app.intake!;
+    now = 0;
+    intake.admission = new Admission({ targetMs: 50, intervalMs: 100, now: clock });
+    const send = (ref: string, payload?: PassThrough) => {
+      const body = multipart(letter({ senderReference: ref }), [{ name: 'vedtak.pdf', content: PDF() }]);
+      if (payload) payload.write(body.payload.subarray(0, 200));
+      const res = svc.app.inject({
+        method: 'POST',
+        url: '/v1/messages',
+        headers: { authorization: `Bearer ${token}`, 'content-type': body.contentType, 'idempotency-key': newKey() },
+        payload: payload ?? body.payload,
+      });
+      return { res, rest: body.payload.subarray(200) };
+    };
+    const release = intake.commit.pause();
+    const queued = [send('l-1').res, send('l-2').res];
+    const stalledBody = new PassThrough();
+    const stalled = send('l-3', stalledBody);
+    await waitFor('two letters at the commit and one uploading', async () => intake.commit.queued === 2 && intake.admission.inFlight === 3);
+    now = 300;
+    release();
+    t.same((await Promise.all(queued)).map((r) => r.statusCode), [201, 201], 'slow, but accepted');
+    now = 400;
+    const refused = (await send('l-4').res);
+    t.equal(refused.statusCode, 503, 'a letter arriving while the queue stands is refused at once');
+    t.equal(refused.json().type, OVERLOADED);
+    t.equal(refused.headers['retry-after'], '1');
+    stalledBody.end(stalled.rest);
+    t.equal((await stalled.res).statusCode, 201, 'the letter already admitted is accepted');
+    t.equal((await send('l-5').res).statusCode, 201, 'with nothing left waiting, letters are taken again');
+    const written = await db.selectFrom('messages').select('sender_reference').where('sender_reference', 'like', 'l-%').orderBy('sender_reference').execute();
+    t.same(written.map((w) => w.sender_reference), ['l-1', 'l-2', 'l-3', 'l-5'], 'every accepted letter is written, the refused one is not');
+    const metrics = await svc.app.inject({ url: '/metrics' });
+    t.match(metrics.body, /ingestion_intake_shed_total\{reason="latency",service="ingestion"\} 1/);
+  });
 });

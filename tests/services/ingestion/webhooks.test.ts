@@ -10,6 +10,7 @@ import { startOutboxRelay } from '../../../shared/outbox/outbox.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { testService } from '../../helpers/service.js';
 import { letter, multipart, newKey, PDF, seedRegistry, SENDER, UNKNOWN_ORG } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 t.test('address checks', async (t) => {
   for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', 'not-an-ip']) {
@@ -101,8 +102,7 @@ t.test('webhooks push signed receipts with retries; expiry runs from the outbox'
 
   // Not acknowledged within DELIVERY_EXPIRY_SECONDS=1: the delayed job from the outbox expires it,
   // and the ERROR receipt is pushed (after two failed attempts).
-  const deadline = Date.now() + 30_000;
-  while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await waitFor('the ERROR receipt pushed', async () => received.length > 0, 60_000);
   t.equal(received.length, 1, 'pushed once it succeeded');
   const push = received[0]!;
   const payload = JSON.parse(push.body.toString()) as { id: string; type: string; messageId: string; jws: string; attempt: number };
@@ -120,22 +120,18 @@ t.test('webhooks push signed receipts with retries; expiry runs from the outbox'
     const pull = await svc.app.inject({ method: 'GET', url: '/v1/receipts', headers: { authorization: `Bearer ${sender}` } });
     return pull.json().receipts.some((r: { id: string }) => r.id === payload.id) as boolean;
   };
-  const ackDeadline = Date.now() + 5_000;
-  while ((await pulled()) && Date.now() < ackDeadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the push recorded as the acknowledgement', async () => !(await pulled()), 60_000);
   t.notOk(await pulled(), 'a pushed receipt counts as acknowledged');
 
   // A receipt the pusher cannot deliver stays for pull after the last attempt.
   failFirst = 1000;
   await appendEvent(db, storage.hub, { messageId: id, senderOrgnr: SENDER, type: 'NOTIFICATION_FAILED', data: { channel: 'sms' } });
-  const until = Date.now() + 20_000;
-  let gaveUp = false;
-  while (!gaveUp && Date.now() < until) {
-    const row = await db.selectFrom('webhook_pushes').selectAll().where('sender_orgnr', '=', SENDER).where('gave_up_at', 'is not', null).executeTakeFirst();
-    gaveUp = row !== undefined;
-    if (gaveUp) t.match(row, { attempts: 3, last_error: 'HTTP 503' });
-    else await new Promise((r) => setTimeout(r, 100));
-  }
-  t.ok(gaveUp, 'gave up after WEBHOOK_MAX_ATTEMPTS');
+  const gaveUp = await waitFor(
+    'the pusher giving up',
+    () => db.selectFrom('webhook_pushes').selectAll().where('sender_orgnr', '=', SENDER).where('gave_up_at', 'is not', null).executeTakeFirst(),
+    60_000,
+  );
+  t.match(gaveUp, { attempts: 3, last_error: 'HTTP 503' }, 'gave up after WEBHOOK_MAX_ATTEMPTS');
   const left = await svc.app.inject({ method: 'GET', url: '/v1/receipts', headers: { authorization: `Bearer ${sender}` } });
   t.ok(left.json().receipts.some((r: { type: string }) => r.type === 'NOTIFICATION_FAILED'), 'still there to pull');
 

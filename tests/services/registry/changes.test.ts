@@ -1,5 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are JSON read field by field */
 import t from 'tap';
+import { sql } from 'kysely';
+import { waitFor } from '../../helpers/wait.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { recordChanges } from '../../../services/registry/changes.js';
 import { AGENCY, DIGIPOST, importLines, personIds, registry } from './fixtures.js';
@@ -64,7 +66,11 @@ t.test('change feed', async (t) => {
       .transaction()
       .execute((trx) => recordChanges(trx, [{ personId: y, kind: 'contact' }]))
       .then(() => (t2Done = true));
-    await new Promise((res) => setTimeout(res, 150));
+    // Control point: Postgres itself says T2 is blocked on a lock (no sleep that a slow machine outlasts).
+    await waitFor('T2 blocked on T1\'s lock', async () => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`.execute(db);
+      return rows[0]!.n >= 1 || t2Done;
+    });
     t.equal(t2Done, false, 'T2 waits for T1');
     t.same((await feed(start)).changes, [], 'readers see neither yet');
     releaseFirst();

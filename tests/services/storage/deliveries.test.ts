@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
 import t, { type Test } from 'tap';
 import { flattenedVerify, createLocalJWKSet, compactVerify, type JSONWebKeySet } from 'jose';
 import { service } from '../../../services/storage/app.js';
@@ -137,7 +138,7 @@ t.test('a provider cannot reach another provider\u2019s delivery', async (t) => 
 });
 
 t.test('leases: listed once, offered again when not acknowledged, never after ack', async (t) => {
-  const ts = await setup(t, { DELIVERY_LEASE_SECONDS: '1' });
+  const ts = await setup(t, { DELIVERY_LEASE_SECONDS: '600' });
   const a = await seedDelivery(ts.deps);
   const b = await seedDelivery(ts.deps);
   const headers = await ts.auth(DIGIPOST);
@@ -151,7 +152,8 @@ t.test('leases: listed once, offered again when not acknowledged, never after ac
   t.match(ack.json(), { id: a.id, messageId: a.messageId, state: 'DELIVERED', ackedAt: String });
   const again = await ts.app.inject({ method: 'POST', url: `/v1/deliveries/${a.id}/ack`, headers });
   t.same(again.json(), ack.json(), 'acknowledging again answers the same');
-  await new Promise((r) => setTimeout(r, 1100));
+  // Control point: the leases run out now (as DELIVERY_LEASE_SECONDS later would), not after a sleep.
+  await sql`update deliveries set leased_until = now() - interval '1 millisecond' where id in (${a.id}, ${b.id})`.execute(ts.deps.db.kysely);
   t.same(await list(), [b.id], 'the unacknowledged one comes back after its lease, the acknowledged one never');
 
   const events = await ts.deps.db.kysely.selectFrom('message_events').select('type').where('message_id', '=', a.messageId).orderBy('seq').execute();

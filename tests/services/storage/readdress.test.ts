@@ -7,6 +7,7 @@ import { enqueue, relayBatch } from '../../../shared/outbox/outbox.js';
 import { testService } from '../../helpers/service.js';
 import { DIGIPOST, EBOKS, insertProvider, opensslDecrypt, providerCert, seedDelivery, collect } from './fixtures.js';
 import { decryptPackage } from '../../../shared/storage/packages.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const digipost = providerCert('Digipost');
 const eboks = providerCert('e-Boks');
@@ -41,11 +42,7 @@ t.test('switching mailbox re-addresses pending deliveries to the new provider', 
   const background = await service.startBackground!(ts.deps);
   t.teardown(() => background.stop());
   await relayBatch(db, ts.deps.queues);
-  for (let i = 0; i < 100; i++) {
-    const row = await db.selectFrom('deliveries').select('provider_orgnr').where('id', '=', pending.id).executeTakeFirstOrThrow();
-    if (row.provider_orgnr === EBOKS) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('the delivery re-addressed to e-Boks', async () => (await db.selectFrom('deliveries').select('provider_orgnr').where('id', '=', pending.id).executeTakeFirstOrThrow()).provider_orgnr === EBOKS, 60_000);
 
   const ebList = (await ts.app.inject({ method: 'GET', url: '/v1/deliveries', headers: eb })).json().deliveries;
   t.same(ebList.map((d: { id: string }) => d.id), [pending.id], 'e-Boks gets the pending one at once (the old lease is dropped)');

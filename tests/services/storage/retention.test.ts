@@ -7,6 +7,7 @@ import { sealPackage } from '../../../shared/storage/packages.js';
 import { Readable } from 'node:stream';
 import { testService } from '../../helpers/service.js';
 import { DIGIPOST, insertProvider, manifestInput, providerCert, seedDelivery } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const digipost = providerCert('Digipost');
 
@@ -49,11 +50,7 @@ t.test('acknowledged packages are purged after the grace period; evidence stays'
   // The background sweep runs at start-up and on its period.
   await sql`update deliveries set acked_at = now() - interval '25 hours' where id = ${recent.id}`.execute(db);
   const bg = await service.startBackground!(ts.deps);
-  for (let i = 0; i < 50; i++) {
-    const row = await db.selectFrom('packages').select('status').where('id', '=', recent.sealed.packageId).executeTakeFirstOrThrow();
-    if (row.status === 'PURGED') break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('the background sweep purging it', async () => (await db.selectFrom('packages').select('status').where('id', '=', recent.sealed.packageId).executeTakeFirstOrThrow()).status === 'PURGED', 60_000);
   await bg.stop();
   t.equal((await db.selectFrom('packages').select('status').where('id', '=', recent.sealed.packageId).executeTakeFirstOrThrow()).status, 'PURGED');
 });
