@@ -22,22 +22,12 @@ import { connectDb } from '../shared/db/connect.js';
 import { migrateToLatest } from '../shared/db/migrate.js';
 import { projectRoot } from '../shared/runtime/project-root.js';
 import { freePort } from '../tests/harness/free-port.js';
-import { letter, seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
-import { BODY_10KB } from './baseline.js';
+import { seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
+import { CONTENT_TYPE, LETTER_10KB } from './lib/letter-body.js';
 import { load } from './lib/load.js';
 import { benchDatabase } from './lib/postgres.js';
 import { report, type Row } from './lib/report.js';
 
-const BOUNDARY = '----postbud-bench';
-const BODY = Buffer.concat([
-  Buffer.from(
-    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="message"\r\n\r\n${JSON.stringify(letter())}\r\n` +
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="document"; filename="vedtak.pdf"\r\nContent-Type: application/pdf\r\n\r\n`,
-  ),
-  Buffer.from('%PDF-1.7\n'),
-  BODY_10KB.subarray(9),
-  Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
-]);
 
 async function startProcess(name: 'ingestion' | 'storage', env: Record<string, string>): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
   const port = await freePort();
@@ -85,7 +75,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
     const ingestion = await startProcess('ingestion', env);
     const intake = (d = durationS) =>
-      load({ url: `${ingestion.url}/v1/messages`, method: 'POST', body: BODY, headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'idempotency-key': '[<id>]' }, durationS: d, idReplacement: true });
+      load({ url: `${ingestion.url}/v1/messages`, method: 'POST', body: LETTER_10KB, headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE, 'idempotency-key': '[<id>]' }, durationS: d, idReplacement: true });
     const unsequenced = async () => Number((await sql<{ n: string }>`select count(*) as n from message_events where leaf_index is null`.execute(db.kysely)).rows[0]!.n);
     const rows: Row[] = [];
     const totals = { without: 0, with: 0 };

@@ -14,21 +14,12 @@ import { connectDb } from '../shared/db/connect.js';
 import { migrateToLatest } from '../shared/db/migrate.js';
 import { projectRoot } from '../shared/runtime/project-root.js';
 import { freePort } from '../tests/harness/free-port.js';
-import { letter, seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
-import { BODY_10KB } from './baseline.js';
+import { seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
+import { CONTENT_TYPE, LETTER_10KB } from './lib/letter-body.js';
 import { load } from './lib/load.js';
 import { benchDatabase } from './lib/postgres.js';
 
-const BOUNDARY = '----postbud-bench';
-const body = Buffer.concat([
-  Buffer.from(
-    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="message"\r\n\r\n${JSON.stringify(letter())}\r\n` +
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="document"; filename="vedtak.pdf"\r\nContent-Type: application/pdf\r\n\r\n`,
-  ),
-  Buffer.from('%PDF-1.7\n'),
-  BODY_10KB.subarray(9),
-  Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
-]);
+const body = LETTER_10KB;
 
 const pg = await benchDatabase();
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'postbud-prof-'));
@@ -56,7 +47,7 @@ for (let i = 0; ; i++) {
 }
 const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
 const run = (durationS: number, connections = 32) =>
-  load({ url: `http://127.0.0.1:${port}/v1/messages`, method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'idempotency-key': '[<id>]' }, durationS, connections, idReplacement: true });
+  load({ url: `http://127.0.0.1:${port}/v1/messages`, method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE, 'idempotency-key': '[<id>]' }, durationS, connections, idReplacement: true });
 await run(3);
 if (process.env.COUNT) child.kill('SIGWINCH');
 const before = Number((await db.kysely.selectFrom('messages').select((e) => e.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);

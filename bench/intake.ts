@@ -28,24 +28,14 @@ import { connectDb } from '../shared/db/connect.js';
 import { migrateToLatest } from '../shared/db/migrate.js';
 import { projectRoot } from '../shared/runtime/project-root.js';
 import { freePort } from '../tests/harness/free-port.js';
-import { letter, seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
+import { seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
 import { BODY_10KB } from './baseline.js';
 import { load, type LoadResult } from './lib/load.js';
 import { benchDatabase } from './lib/postgres.js';
 import { cpuMs, postgresCpuMs, writeSyscalls } from './lib/proc.js';
+import { CONTENT_TYPE, LETTER_TAIL, letterHead, PDF_10KB } from './lib/letter-body.js';
 import { report, type Row } from './lib/report.js';
 
-const BOUNDARY = '----postbud-bench';
-const head = () =>
-  Buffer.from(
-    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="message"\r\n\r\n${JSON.stringify(letter())}\r\n` +
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="document"; filename="vedtak.pdf"\r\nContent-Type: application/pdf\r\n` +
-      '\r\n',
-  );
-const TAIL = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
-// ASCII only: autocannon's id replacement rewrites the request as text.
-const PDF_10KB = Buffer.concat([Buffer.from('%PDF-1.7\n'), BODY_10KB.subarray(9)]);
-const CONTENT_TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
 const root = projectRoot();
 const COUNT_QUERIES = path.join(root, 'bench/lib/count-queries.mjs');
 
@@ -59,14 +49,14 @@ function postLarge(url: string, token: string, size: number, key: string): Promi
   return new Promise((resolve, reject) => {
     const piece = Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(64 * 1024 - 9)]);
     async function* body() {
-      yield head();
+      yield letterHead();
       let sent = 0;
       while (sent < size) {
         const n = Math.min(piece.length, size - sent);
         yield piece.subarray(0, n);
         sent += n;
       }
-      yield TAIL;
+      yield LETTER_TAIL;
     }
     const req = http.request(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE, 'idempotency-key': key } }, (res) => {
       res.resume();
@@ -348,7 +338,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     });
 
     const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
-    const body = Buffer.concat([head(), PDF_10KB, TAIL]);
+    const body = Buffer.concat([letterHead(), PDF_10KB, LETTER_TAIL]);
     const intakeAt = (base: string) => (extra: { rate?: number; durationS?: number; connections?: number } = {}) =>
       load({
         url: `${base}/v1/messages`,

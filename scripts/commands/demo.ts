@@ -1,12 +1,12 @@
-import { constants, createDecipheriv, createHash, createPrivateKey, privateDecrypt, randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { inflateRawSync } from 'node:zlib';
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { issueDevToken } from '../../shared/auth/dev-issuer.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
 import type { Config } from '../../shared/config/config.js';
-import { children, readTlv } from '../../shared/crypto/der.js';
+import { decryptContent, openEnvelope } from '../../shared/crypto/cms-open.js';
+import { readZip } from '../../shared/crypto/zip-read.js';
 import { DEFAULT_REPEAT_AFTER_DAYS } from '../../services/notification/schedule.js';
 import { seed, seededSenders } from './seed.js';
 
@@ -42,48 +42,6 @@ export function describeAlerts(n: { repeatAfterDays?: number[] } | undefined): s
   const how = given && given.length > 0 ? `repeatAfterDays [${given.join(', ')}]` : `repeatAfterDays left out = default [${DEFAULT_REPEAT_AFTER_DAYS.join(', ')}]`;
   const none = days[0] === 0 ? '' : 'no alert at delivery; ';
   return `alerts: ${none}${when.join(', then ')} unless opened (${how})`;
-}
-
-/** CMS EnvelopedData (the DPI profile the hub produces) opened with the provider's private key. */
-export function decryptCms(der: Buffer, keyPem: string): Buffer {
-  const ci = readTlv(der, 0);
-  const [, explicit] = children(der, ci);
-  const [env] = children(der, explicit!);
-  const [, recipientInfos, eci] = children(der, env!);
-  const [ktri] = children(der, recipientInfos!);
-  const ktriParts = children(der, ktri!);
-  const encryptedKey = ktriParts[ktriParts.length - 1]!;
-  const [, alg, content] = children(der, eci!);
-  const [, ivTlv] = children(der, alg!);
-  const dataKey = privateDecrypt(
-    { key: createPrivateKey(keyPem), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
-    der.subarray(encryptedKey.contentStart, encryptedKey.end),
-  );
-  const decipher = createDecipheriv('aes-256-cbc', dataKey, der.subarray(ivTlv!.contentStart, ivTlv!.end));
-  return Buffer.concat([decipher.update(der.subarray(content!.contentStart, content!.end)), decipher.final()]);
-}
-
-/** The entries of a ZIP from its central directory (stored or deflated). */
-export function readZip(zip: Buffer): Map<string, Buffer> {
-  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  if (eocd < 0) throw new Error('not a ZIP');
-  const count = zip.readUInt16LE(eocd + 10);
-  let at = zip.readUInt32LE(eocd + 16);
-  const out = new Map<string, Buffer>();
-  for (let i = 0; i < count; i++) {
-    const method = zip.readUInt16LE(at + 10);
-    const compressed = zip.readUInt32LE(at + 20);
-    const nameLen = zip.readUInt16LE(at + 28);
-    const extraLen = zip.readUInt16LE(at + 30);
-    const commentLen = zip.readUInt16LE(at + 32);
-    const local = zip.readUInt32LE(at + 42);
-    const name = zip.subarray(at + 46, at + 46 + nameLen).toString('utf8');
-    const dataAt = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
-    const data = zip.subarray(dataAt, dataAt + compressed);
-    out.set(name, method === 8 ? inflateRawSync(data) : Buffer.from(data));
-    at += 46 + nameLen + extraLen + commentLen;
-  }
-  return out;
 }
 
 /** A one-page PDF saying hello. */
@@ -213,9 +171,10 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
   if (!delivery) throw new DemoError('The delivery did not show up in the provider listing');
   const cms = Buffer.from(await (await fetch(`${S}/v1/deliveries/${delivery.id}/package`, { headers: asProvider })).arrayBuffer());
   out(`   delivery ${delivery.id}: ${cms.length} bytes, SHA-256 ${delivery.fingerprint.slice(0, 16)}...`);
-  const keyFile = path.resolve(config.DATA_DIR, 'providers', provider.orgnr, 'key.pem');
-  const zip = decryptCms(cms, readFileSync(keyFile, 'utf8'));
-  const entries = readZip(zip);
+  const providerDir = path.resolve(config.DATA_DIR, 'providers', provider.orgnr);
+  const keyFile = path.join(providerDir, 'key.pem');
+  const recipient = { certificateDer: new X509Certificate(readFileSync(path.join(providerDir, 'cert.pem'))).raw, privateKey: createPrivateKey(readFileSync(keyFile)) };
+  const entries = readZip(decryptContent(openEnvelope(cms, recipient)), { maxEntryBytes: 64 * 1024 * 1024 });
   out(`   decrypted with ${keyFile} (same as: openssl cms -decrypt -inform DER -recip cert.pem -inkey key.pem)`);
   out(`   ASiC-E package: ${[...entries.keys()].join(', ')}`);
   const jwks = (await json<DemoApi['jwks']>(await fetch(`${I}/.well-known/jwks.json`))) as JSONWebKeySet;

@@ -14,9 +14,8 @@ import { SCOPES } from '../../shared/auth/scopes.js';
 import { loadEvents } from '../../shared/evidence/events.js';
 import { verifyReceipt } from '../../shared/evidence/verify.js';
 import { startSmsGateway, startSmtpSink } from '../harness/alert-peers.js';
-import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { runTs, waitForHttp } from '../helpers/processes.js';
+import { startServices } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
@@ -31,15 +30,11 @@ t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTI
   const smtp = await startSmtpSink();
   const gateway = await startSmsGateway();
   t.teardown(() => Promise.all([smtp.close(), gateway.close()]));
-  const [ingestionPort, storagePort, notificationPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const env = {
     DATABASE_URL: url,
     DATA_DIR: dataDir,
     QUEUE_PREFIX: 'e2e_alerts',
     LOG_LEVEL: 'info',
-    INGESTION_PORT: String(ingestionPort),
-    STORAGE_PORT: String(storagePort),
-    NOTIFICATION_PORT: String(notificationPort),
     SMTP_URL: smtp.url,
     SMTP_REQUIRE_TLS: 'false',
     SMS_GATEWAY_URL: gateway.url,
@@ -49,11 +44,9 @@ t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTI
     OUTBOX_POLL_MS: '200',
   };
 
-  const seed = runTs(t, 'scripts/cli.ts', ['seed', '--persons', '60'], env);
-  t.equal((await seed.exited).code, 0, seed.output());
-  const services = ['ingestion', 'storage', 'notification'].map((name) => runTs(t, `services/${name}/main.ts`, [], env));
-  const [I, S, N] = [ingestionPort, storagePort, notificationPort].map((p) => `http://127.0.0.1:${p}`) as [string, string, string];
-  for (const base of [I, S, N]) await waitForHttp(`${base}/health/ready`, 60_000);
+  const { procs, urls } = await startServices(t, ['ingestion', 'storage', 'notification'], env);
+  const services = Object.values(procs);
+  const [I, S] = [urls.ingestion, urls.storage];
 
   const sender = await kysely.selectFrom('senders').select(['orgnr', 'name']).where('status', '=', 'active').orderBy('orgnr').limit(1).executeTakeFirstOrThrow();
   const asSender = { authorization: `Bearer ${await issueDevToken(dataDir, { org: sender.orgnr, scope: SCOPES.send, audience: 'postbud' })}` };

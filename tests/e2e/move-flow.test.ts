@@ -14,9 +14,8 @@ import { SCOPES } from '../../shared/auth/scopes.js';
 import { checkChain } from '../../shared/evidence/chain.js';
 import { loadEvents } from '../../shared/evidence/events.js';
 import { startSmsGateway, startSmtpSink } from '../harness/alert-peers.js';
-import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { fetchRetrying503, runTs, waitForHttp } from '../helpers/processes.js';
+import { fetchRetrying503, startServices } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
@@ -34,16 +33,11 @@ t.test('a citizen moves three delivered letters from Digipost to e-Boks, service
   const smtp = await startSmtpSink();
   const gateway = await startSmsGateway();
   t.teardown(() => Promise.all([smtp.close(), gateway.close()]));
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const env = {
     DATABASE_URL: url,
     DATA_DIR: dataDir,
     QUEUE_PREFIX: 'e2e_move',
     LOG_LEVEL: 'info',
-    REGISTRY_PORT: String(ports[0]),
-    INGESTION_PORT: String(ports[1]),
-    STORAGE_PORT: String(ports[2]),
-    NOTIFICATION_PORT: String(ports[3]),
     SMTP_URL: smtp.url,
     SMTP_REQUIRE_TLS: 'false',
     SMS_GATEWAY_URL: gateway.url,
@@ -51,12 +45,9 @@ t.test('a citizen moves three delivered letters from Digipost to e-Boks, service
     NOTIFY_WINDOW_END: '24:00',
     OUTBOX_POLL_MS: '200',
   };
-  const seed = runTs(t, 'scripts/cli.ts', ['seed', '--persons', '60'], env);
-  t.equal((await seed.exited).code, 0, seed.output());
-  const services = ['registry', 'ingestion', 'storage', 'notification'].map((name) => runTs(t, `services/${name}/main.ts`, [], env));
-  const [R, I, S, N] = ports.map((p) => `http://127.0.0.1:${p}`) as [string, string, string, string];
-  // Four services starting at once on a starved 2-core machine: generous, a pass never waits for it.
-  for (const base of [R, I, S, N]) await waitForHttp(`${base}/health/ready`, 180_000);
+  const { procs, urls } = await startServices(t, ['registry', 'ingestion', 'storage', 'notification'], env);
+  const services = Object.values(procs);
+  const [R, I, S] = [urls.registry, urls.ingestion, urls.storage];
 
   const token = (req: Record<string, string>) => issueDevToken(dataDir, { ...req, audience: 'postbud' } as never);
   const sender = (await kysely.selectFrom('senders').select('orgnr').where('status', '=', 'active').orderBy('orgnr').limit(1).executeTakeFirstOrThrow()).orgnr;

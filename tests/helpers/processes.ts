@@ -69,18 +69,32 @@ export async function servicePorts(): Promise<{ ports: number[]; env: Record<str
  * The letter path as processes: seeds the registry (`postbud seed`), starts ingestion and
  * storage on free ports and waits until both are ready. `env` needs DATABASE_URL and DATA_DIR.
  */
-export async function startLetterPath(t: Test, env: Record<string, string>) {
-  const [ingestionPort, storagePort] = await Promise.all([freePort(), freePort()]);
-  const all = { ...env, INGESTION_PORT: String(ingestionPort), STORAGE_PORT: String(storagePort) };
-  const seed = runTs(t, 'scripts/cli.ts', ['seed', '--persons', '60'], all);
+export type ServiceName = 'registry' | 'ingestion' | 'storage' | 'notification';
+
+/**
+ * The database seeded (`postbud seed --persons N`), then the named services as processes on free
+ * ports, each ready. Returns each one's process and base URL by name.
+ */
+export async function startServices<N extends ServiceName>(t: Test, names: readonly N[], env: Record<string, string>, opts: { persons?: number } = {}) {
+  const ports = await Promise.all(names.map(() => freePort()));
+  const all = { ...env, ...Object.fromEntries(names.map((n, i) => [`${n.toUpperCase()}_PORT`, String(ports[i])])) };
+  const seed = runTs(t, 'scripts/cli.ts', ['seed', '--persons', String(opts.persons ?? 60)], all);
   t.equal((await seed.exited).code, 0, seed.output());
-  const ingestion = runTs(t, 'services/ingestion/main.ts', [], all);
-  const storage = runTs(t, 'services/storage/main.ts', [], all);
-  const I = `http://127.0.0.1:${ingestionPort}`;
-  const S = `http://127.0.0.1:${storagePort}`;
-  // Generous: on a busy 2-core machine two tsx start-ups and their migrations take a while.
-  await Promise.all([waitForHttp(`${I}/health/ready`, 180_000), waitForHttp(`${S}/health/ready`, 180_000)]);
-  return { ingestion, storage, I, S };
+  const procs = {} as { [K in N]: Proc };
+  const urls = {} as { [K in N]: string };
+  names.forEach((n, i) => {
+    procs[n] = runTs(t, `services/${n}/main.ts`, [], all);
+    urls[n] = `http://127.0.0.1:${ports[i]}`;
+  });
+  // Generous: on a busy 2-core machine several tsx start-ups and their migrations take a while.
+  await Promise.all(names.map((n) => waitForHttp(`${urls[n]}/health/ready`, 180_000)));
+  return { procs, urls, env: all };
+}
+
+/** Ingestion and storage as processes (the path of a letter), seeded. */
+export async function startLetterPath(t: Test, env: Record<string, string>) {
+  const { procs, urls } = await startServices(t, ['ingestion', 'storage'], env);
+  return { ingestion: procs.ingestion, storage: procs.storage, I: urls.ingestion, S: urls.storage };
 }
 
 /**
