@@ -114,19 +114,30 @@ class Prober {
   }
 
   /**
-   * Feeds the outage log: a failure that says the dependency is down starts an outage at once; a
-   * check that merely ran out of time does on the second probe in a row (one slow answer on a
-   * busy machine is not an outage, but a server that stopped answering is).
+   * Feeds the outage log and says whether the dependency counts as down: a failure that says it is
+   * down (connection refused, the server starting up) counts at once; a check that merely ran out
+   * of time counts on the second probe in a row (one slow answer on a busy machine is neither an
+   * outage nor a reason to take the service out of rotation, but a server that stopped answering is).
    */
-  private report(dependency: Dependency, result: CheckResult & { error?: unknown }): void {
+  private report(dependency: Dependency, result: CheckResult & { error?: unknown }): boolean {
     const { outages } = this.opts;
     if (result.ok) {
       this.slow[dependency] = 0;
-      return outages.up(dependency);
+      outages.up(dependency);
+      return false;
     }
     const down = unavailableDependency(result.error) !== undefined;
-    if (!down && ++this.slow[dependency] < 2) return;
+    if (!down && ++this.slow[dependency] < 2) return false;
     outages.down(dependency, result.error ? causeOf(result.error) : (result.detail ?? 'probe failed'), false);
+    return true;
+  }
+
+  /** The check as readiness shows it: a first slow answer after a good one keeps the good one. */
+  private settle(dependency: Dependency, result: CheckResult & { error?: unknown }): CheckResult {
+    const down = this.report(dependency, result);
+    const before = this.last?.checks[dependency];
+    if (!result.ok && !down && before?.ok) return before;
+    return { ok: result.ok, required: result.required, ...(result.detail === undefined ? {} : { detail: result.detail }) };
   }
 
   private async runOnce(): Promise<void> {
@@ -142,10 +153,8 @@ class Prober {
         return this.migrated ? undefined : `pending: ${pending.join(', ')}`;
       }, true, ms),
     ]);
-    this.report('database', database);
-    this.report('queue', queue);
     const strip = ({ ok, required, detail }: CheckResult): CheckResult => ({ ok, required, ...(detail === undefined ? {} : { detail }) });
-    this.last = { at: Date.now(), checks: { database: strip(database), queue: strip(queue), migrations: strip(migrations) } };
+    this.last = { at: Date.now(), checks: { database: this.settle('database', database), queue: this.settle('queue', queue), migrations: strip(migrations) } };
   }
 }
 

@@ -13,6 +13,9 @@ import { letter, multipart, PDF, seedRegistry, SENDER } from '../services/ingest
 const LETTERS = 2000;
 const CONCURRENCY = 24;
 const KILLS = 4;
+// 2,000 letters through four crashes take ~50 s on an idle 2-core machine and several times that
+// with both cores saturated (CI_LOAD=1); a pass never waits for this limit.
+t.setTimeout(10 * 60_000);
 
 t.test('SIGKILL during 2,000 submissions in group commits with retries: every letter exactly once, with exactly one delivery', async (t) => {
   const { url, db } = await testDatabase(t);
