@@ -7,6 +7,7 @@ import { SCOPES } from '../../shared/auth/scopes.js';
 import type { Config } from '../../shared/config/config.js';
 import { decryptContent, openEnvelope } from '../../shared/crypto/cms-open.js';
 import { readZip } from '../../shared/crypto/zip-read.js';
+import { fetchRetrying503 } from '../../shared/http/retry-after.js';
 import { DEFAULT_REPEAT_AFTER_DAYS } from '../../services/notification/schedule.js';
 import { seed, seededSenders } from './seed.js';
 
@@ -151,7 +152,8 @@ export async function demo(config: Config, out: (line: string) => void = (l) => 
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
   const accepted = await json<DemoApi['submitted']>(
-    await fetch(`${I}/v1/messages`, {
+    // As an integrator should: a 503 with Retry-After (a busy intake) is retried under the same key.
+    await fetchRetrying503(`${I}/v1/messages`, {
       method: 'POST',
       headers: { ...asSender, 'content-type': `multipart/form-data; boundary=${boundary}`, 'idempotency-key': randomUUID() },
       body: payload,

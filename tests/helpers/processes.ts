@@ -97,17 +97,4 @@ export async function startLetterPath(t: Test, env: Record<string, string>) {
   return { ingestion: procs.ingestion, storage: procs.storage, I: urls.ingestion, S: urls.storage };
 }
 
-/**
- * A POST as a well-behaved agency client sends it: a 503 with Retry-After (the intake shedding load
- * on a busy machine, docs/ingestion.md) is retried after the time it names, under the same
- * Idempotency-Key, so at most one letter results. Any other answer is returned as it is.
- */
-export async function fetchRetrying503(url: string, init: RequestInit, maxTries = 30): Promise<Response> {
-  for (let i = 1; ; i++) {
-    const res = await fetch(url, init);
-    const after = Number(res.headers.get('retry-after'));
-    if (res.status !== 503 || !Number.isFinite(after) || i >= maxTries) return res;
-    await res.arrayBuffer();
-    await new Promise((r) => setTimeout(r, after * 1000));
-  }
-}
+export { fetchRetrying503 } from '../../shared/http/retry-after.js';
