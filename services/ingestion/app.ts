@@ -12,7 +12,17 @@ import { startNextMovePusher } from './nextmove/subscriptions.js';
 import { startPusher } from './webhooks.js';
 
 export async function buildApp(deps: ServiceDeps): Promise<App> {
-  const app = await createApp({ name: 'ingestion', description: 'Message intake for agencies: capabilities, letters, status and receipts' }, deps);
+  const app = await createApp(
+    {
+      name: 'ingestion',
+      description: 'Message intake for agencies: capabilities, letters, status and receipts',
+      rules: [
+        "The eFormidling next-move API under `/api/` (tag `next-move`) answers every error in next-move's error body (`application/json`, `NextMoveError`) " +
+          'with the same problem `code`, as its clients parse it; each of its operations documents that shape for every error status.',
+      ],
+    },
+    deps,
+  );
   registerQueueMetrics(app.metrics, { service: 'ingestion', queues: deps.queues, names: [INGESTION_QUEUE] });
   const intake = createIntakeBatches(deps, app.metrics);
   // Tests and the bench reach the batches (pause, batch sizes) through the app.

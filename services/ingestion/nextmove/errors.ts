@@ -1,8 +1,9 @@
 import { STATUS_CODES } from 'node:http';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
-import { toProblem } from '../../../shared/errors/error-handler.js';
+import { installErrorHandling, problemHeaders, toProblem } from '../../../shared/errors/error-handler.js';
 import { commonProblems, Problem } from '../../../shared/errors/problem.js';
+import { ownValue } from '../../../shared/runtime/own-key.js';
 import { ingestionProblems } from '../problems.js';
 
 /**
@@ -11,6 +12,9 @@ import { ingestionProblems } from '../problems.js';
  * type as everywhere else; `description` carries the problem's title and `code` its stable code.
  * Every other route keeps problem+json.
  */
+
+/** The media type next-move's errors are sent in (Spring's default), not problem+json. */
+export const NEXT_MOVE_ERROR_MEDIA_TYPE = 'application/json';
 
 export const NextMoveError = Type.Object(
   {
@@ -22,6 +26,8 @@ export const NextMoveError = Type.Object(
     path: Type.String(),
     description: Type.Optional(Type.String()),
     code: Type.Optional(Type.String({ description: 'The postbud problem code (POSTBUD_...)' })),
+    accepted: Type.Optional(Type.Array(Type.String(), { description: 'On a 415: the media types the operation takes' })),
+    allowed: Type.Optional(Type.Array(Type.String(), { description: 'On a 405: the methods the path takes' })),
     errors: Type.Optional(
       Type.Array(
         Type.Object({
@@ -36,7 +42,7 @@ export const NextMoveError = Type.Object(
       ),
     ),
   },
-  { description: "next-move's error body" },
+  { title: 'NextMoveError', description: "next-move's error body" },
 );
 
 export const nextMoveErrors = (...extra: number[]) => {
@@ -109,33 +115,39 @@ export function nextMoveBody(problem: Problem, path: string, now = new Date()) {
   return {
     timestamp: now.toISOString(),
     status: problem.statusCode,
-    error: STATUS_CODES[problem.statusCode] ?? 'Error',
-    exception: EXCEPTIONS[problem.problemType.code] ?? body.code,
+    error: ownValue(STATUS_CODES, String(problem.statusCode)) ?? 'Error',
+    exception: ownValue(EXCEPTIONS, problem.problemType.code) ?? body.code,
     message: problem.detail ?? problem.problemType.title,
     path,
     description: problem.problemType.title,
     code: body.code,
     ...(hasViolations ? { errors } : {}),
+    ...(Array.isArray(problem.extensions.accepted) ? { accepted: problem.extensions.accepted as string[] } : {}),
+    ...(Array.isArray(problem.extensions.allowed) ? { allowed: problem.extensions.allowed as string[] } : {}),
   };
 }
 
 export function sendNextMoveError(reply: FastifyReply, problem: Problem): FastifyReply {
-  for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
   const path = reply.request.url.split('?')[0] ?? '/';
-  return reply.code(problem.statusCode).type('application/json').send(nextMoveBody(problem, path));
+  return problemHeaders(reply, problem).code(problem.statusCode).type(NEXT_MOVE_ERROR_MEDIA_TYPE).send(nextMoveBody(problem, path));
 }
 
-/** The /api/ scope's error and not-found handlers (encapsulated: nothing outside /api/ changes). */
-export function installNextMoveErrors(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const problem = error.validation ? fromValidation(error, request.body) : toProblem(error);
-    if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: problem.problemType.code }, 'request rejected');
-    return sendNextMoveError(reply, problem);
+/**
+ * The /api/ scope's error and not-found handlers (encapsulated: nothing outside /api/ changes):
+ * the shared error handling (503 on an outage, 415 with `accepted`, 405 with `allowed`) with
+ * next-move's validation shape, sent in next-move's error body. The router's own errors under
+ * /api/ (a path segment too long) leave in the same shape.
+ */
+export function installNextMoveErrors(app: FastifyInstance, prefix: string): void {
+  installErrorHandling(app, {
+    outages: app.outages,
+    send: sendNextMoveError,
+    toProblem: (error, request) => (error.validation ? fromValidation(error, request.body) : toProblem(error)),
   });
-}
-
-export function nextMoveNotFound(request: FastifyRequest, reply: FastifyReply) {
-  const path = request.url.split('?')[0] ?? '/';
-  return sendNextMoveError(reply, new Problem(commonProblems.NOT_FOUND, `No route ${request.method} ${path}`));
+  app.errorScopes.push({ prefix, send: sendNextMoveError });
+  // Every /api/ operation documents its errors in this shape (shared/app/api-contract.ts reads it).
+  app.addHook('onRoute', (route) => {
+    route.schema ??= {};
+    route.schema.errorShape = { mediaType: NEXT_MOVE_ERROR_MEDIA_TYPE, schema: NextMoveError };
+  });
 }

@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import { Type, type TSchema } from 'typebox';
+import { ownValue } from '../../../shared/runtime/own-key.js';
 import { violation } from './sbd.js';
 
 /**
@@ -58,8 +59,9 @@ export function orderBy(sortParam: string | string[] | undefined, allowed: Recor
     const last = parts.at(-1)?.toLowerCase();
     const dir = last === 'asc' || last === 'desc' ? (parts.pop(), last) : 'asc';
     for (const p of parts) {
-      const column = allowed[p];
-      if (!column) throw violation('sort', `Cannot sort by ${p.slice(0, 50)}; use one of ${Object.keys(allowed).join(', ')}`, s);
+      // Own properties only: `__proto__` or `constructor` must not find Object.prototype's (into raw SQL).
+      const column = ownValue(allowed, p);
+      if (column === undefined) throw violation('sort', `Cannot sort by ${p.slice(0, 50)}; use one of ${Object.keys(allowed).join(', ')}`, s);
       terms.push(`${column} ${dir}`);
     }
   }

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from 'typebox';
+import { EXAMPLE } from '../../../shared/app/example-values.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { isValidPersonId } from '../../../shared/ids/person-id.js';
 import { isUuid } from '../../../shared/ids/uuid.js';
+import { ownValue } from '../../../shared/runtime/own-key.js';
 import { ingestionProblems } from '../problems.js';
 import type { MessagePart, PrintPart } from '../routes/schemas.js';
 
@@ -80,7 +82,7 @@ export const DigitalMessage = Type.Object(
     spraak: Str(8, 1),
     digitalPostInfo: Type.Object(
       {
-        virkningsdato: Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$', maxLength: 10, description: 'Not visible before this date (Europe/Oslo)' }),
+        virkningsdato: Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$', maxLength: 10, description: 'Not visible before this date (Europe/Oslo), YYYY-MM-DD', examples: ['2026-03-02'] }),
         aapningskvittering: Type.Boolean(),
       },
       strict,
@@ -119,6 +121,24 @@ export const PrintMessage = Type.Object(
 
 const OutOfScope = Type.Object({}, { additionalProperties: true, maxProperties: 50, description: 'Another service type: refused as out of scope' });
 
+/** The documented example: next-move's own DPI digital example with the seeded sender and person. */
+export const SBD_EXAMPLE = {
+  standardBusinessDocumentHeader: {
+    headerVersion: '1.0',
+    sender: [{ identifier: { value: `0192:${EXAMPLE.senderOrgnr}`, authority: 'iso6523-actorid-upis' } }],
+    receiver: [{ identifier: { value: EXAMPLE.personId, authority: 'iso6523-actorid-upis' } }],
+    documentIdentification: { standard: DPI_STANDARDS.digital, typeVersion: '1.0', type: 'digital' },
+    businessScope: { scope: [{ type: 'ConversationId', identifier: DPI_PROCESSES[0], scopeInformation: [{ expectedResponseDateTime: '2026-03-09T23:59:00+01:00' }] }] },
+  },
+  digital: {
+    sikkerhetsnivaa: 3,
+    hoveddokument: 'before_the_law.txt',
+    tittel: 'Before the law',
+    spraak: 'en',
+    digitalPostInfo: { virkningsdato: '2026-03-02', aapningskvittering: false },
+  },
+};
+
 export const Sbd = Type.Object(
   {
     standardBusinessDocumentHeader: SbdHeader,
@@ -126,7 +146,7 @@ export const Sbd = Type.Object(
     print: Type.Optional(PrintMessage),
     ...Object.fromEntries(Object.keys(NEXTMOVE_TYPES).filter((t) => t !== 'digital' && t !== 'print').map((t) => [t, Type.Optional(OutOfScope)])),
   },
-  { ...strict, description: 'A next-move standard business document (SBD) with a `digital` or `print` business message' },
+  { ...strict, description: 'A next-move standard business document (SBD) with a `digital` or `print` business message', examples: [SBD_EXAMPLE] },
 );
 export type SbdBody = Static<typeof Sbd> & { digital?: Static<typeof DigitalMessage>; print?: Static<typeof PrintMessage> };
 
@@ -170,7 +190,7 @@ function printAddress(a: Static<typeof PostAddress>, field: string): PrintPart['
   if (!a.poststed) throw violation(`${field}.poststed`, 'Must not be empty');
   let country: string | undefined;
   if (a.land) {
-    country = COUNTRIES[a.land.trim().toLowerCase()] ?? (/^[A-Za-z]{2}$/.test(a.land.trim()) ? a.land.trim().toUpperCase() : undefined);
+    country = ownValue(COUNTRIES, a.land.trim().toLowerCase()) ?? (/^[A-Za-z]{2}$/.test(a.land.trim()) ? a.land.trim().toUpperCase() : undefined);
     if (!country) throw violation(`${field}.land`, 'Must be a country name we know (Norway, Norge, ...) or an ISO 3166 alpha-2 code', a.land);
   }
   return { name: a.navn, addressLines: lines, postalCode: a.postnummer, city: a.poststed, ...(country ? { country } : {}) };
@@ -184,7 +204,7 @@ export function parseSbd(body: SbdBody, org: string, now: Date): ParsedSbd {
   const header = body.standardBusinessDocumentHeader;
   const ident = header.documentIdentification;
   const type = ident.type;
-  const service = NEXTMOVE_TYPES[type];
+  const service = ownValue(NEXTMOVE_TYPES, type);
   if (!service) throw violation('standardBusinessDocumentHeader.documentIdentification.type', 'Must be a NextMove message type', type, 'MessageType');
   if (service !== 'DPI') {
     throw new Problem(
@@ -251,7 +271,7 @@ export function parseSbd(body: SbdBody, org: string, now: Date): ParsedSbd {
   let native: ParsedSbd['native'];
   if (dpi === 'digital') {
     const d = body.digital!;
-    const language = LANGUAGES[d.spraak.toLowerCase()];
+    const language = ownValue(LANGUAGES, d.spraak.toLowerCase());
     if (!language) throw violation('digital.spraak', 'Must be one of nb, nn, en, se (or no, meaning nb)', d.spraak);
     const availableAt = osloStartOfDay(d.digitalPostInfo.virkningsdato);
     const email = d.varsler?.epostTekst?.trim();

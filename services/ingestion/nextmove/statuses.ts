@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { Type } from 'typebox';
 import type { Database } from '../../../shared/db/database.js';
 import { Problem } from '../../../shared/errors/problem.js';
+import { ownValue } from '../../../shared/runtime/own-key.js';
 import { EFORMIDLING_STATUS, statusOfEvent } from '../status.js';
 import { ingestionProblems } from '../problems.js';
 import { limitOffset, orderBy, pageOf, type PagingParams } from './paging.js';
@@ -132,7 +133,7 @@ const statusView = (r: StatusRow) => ({
   id: Number(r.id),
   lastUpdate: r.at.toISOString(),
   status: r.status,
-  description: STATUS_DESCRIPTIONS[r.status] ?? r.status,
+  description: ownValue(STATUS_DESCRIPTIONS, r.status) ?? r.status,
   convId: Number(r.conv_id),
   conversationId: r.conversation_id,
   messageId: r.message_id,
@@ -231,7 +232,7 @@ export const ConversationView = Type.Object({
 
 const conversationView = (r: ConversationRow) => {
   const scope = r.sbd.standardBusinessDocumentHeader.businessScope.scope;
-  const statuses = r.statuses.map((s) => ({ id: Number(s.id), lastUpdate: new Date(s.at).toISOString(), status: s.status, description: STATUS_DESCRIPTIONS[s.status] ?? s.status }));
+  const statuses = r.statuses.map((s) => ({ id: Number(s.id), lastUpdate: new Date(s.at).toISOString(), status: s.status, description: ownValue(STATUS_DESCRIPTIONS, s.status) ?? s.status }));
   return {
     id: Number(r.conv_id),
     conversationId: r.conversation_id,

@@ -13,7 +13,8 @@ import { nextMoveErrors, violations } from '../nextmove/errors.js';
 import { check } from '../nextmove/input.js';
 import { createMessage, deleteMessage, findOutgoing, getMessage, sbdHash, sendMessage, sentDocuments, uploadDocument, type NextMoveRow, type Upload } from '../nextmove/messages.js';
 import { pageOf, PageOf, PagingQuery } from '../nextmove/paging.js';
-import { parseSbd, Sbd, type SbdBody } from '../nextmove/sbd.js';
+import { parseSbd, Sbd, SBD_EXAMPLE, type SbdBody } from '../nextmove/sbd.js';
+import { DocumentFile } from './schemas.js';
 import type { IngestionRouteOptions } from './context.js';
 
 const sbdValidator = Compile(Sbd);
@@ -41,7 +42,7 @@ export function dispositionParams(header: string): Record<string, string> {
       } catch {
         /* malformed percent-encoding: ignored */
       }
-    } else if (!(key in out)) out[key] = value;
+    } else if (!Object.hasOwn(out, key)) out[key] = value;
   }
   return out;
 }
@@ -194,7 +195,7 @@ const nextMoveMessageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (
           params: MessageIdParams,
           querystring: Type.Object({ title: Type.Optional(Type.String({ maxLength: 255 })) }, { additionalProperties: false }),
           headers: Type.Object({ 'content-disposition': Type.Optional(Type.String({ maxLength: 1024 })) }),
-          body: Type.String({ format: 'binary' }),
+          body: DocumentFile(),
           response: { 200: Empty, ...nextMoveErrors(404, 409, 413, 415, 422) },
         },
         // The body is raw bytes (not JSON Schema material); params, query and headers are checked in the handler.
@@ -230,7 +231,10 @@ const nextMoveMessageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (
         tags: ['next-move'],
         security: BEARER_SECURITY,
         consumes: ['multipart/form-data'],
-        body: Type.Object({ sbd: Sbd, documents: Type.Array(Type.String({ format: 'binary' })) }),
+        body: Type.Object(
+          { sbd: Sbd, documents: Type.Array(DocumentFile(), { minItems: 1, maxItems: 1001, description: 'One file part per document (any part name: it is the title), the hoveddokument among them' }) },
+          { examples: [{ sbd: SBD_EXAMPLE, documents: [''] }] },
+        ),
         response: { 200: Sbd, ...nextMoveErrors(404, 409, 413, 415, 422) },
       },
     },

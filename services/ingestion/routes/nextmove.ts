@@ -2,13 +2,14 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/guards.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
+import { EXAMPLE } from '../../../shared/app/example-values.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { capabilitiesFor } from '../capabilities.js';
 import { requireActiveSender } from '../intake.js';
 import { cleanPurpose } from '../../../shared/registry/lookup-audit.js';
 import { CapabilitiesView, nextMoveCapabilities } from '../nextmove/capabilities.js';
 import { refuseUnsafeInput } from '../nextmove/input.js';
-import { installNextMoveErrors, nextMoveErrors, nextMoveNotFound } from '../nextmove/errors.js';
+import { installNextMoveErrors, nextMoveErrors } from '../nextmove/errors.js';
 import { pageOf, PageOf, PagingQuery, type PagingParams } from '../nextmove/paging.js';
 import { ConversationView, conversationBy, findConversations, findStatuses, MessageStatusView, NEXTMOVE_STATUSES, peekStatus, type ConversationQuery, type StatusQuery } from '../nextmove/statuses.js';
 import {
@@ -38,8 +39,7 @@ const Empty = Type.Null({ description: 'No body' });
 const nextMoveRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
   const { deps } = opts;
   const db = deps.db.kysely;
-  installNextMoveErrors(app);
-  app.setNotFoundHandler(nextMoveNotFound);
+  installNextMoveErrors(app, '/api/');
   app.addHook('preHandler', refuseUnsafeInput);
   const org = (request: FastifyRequest) => clientOf(request).org;
 
@@ -54,7 +54,7 @@ const nextMoveRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, op
           'An organisation number is refused: DPO is out of scope.',
         tags,
         security: BEARER_SECURITY,
-        params: Type.Object({ personId: Type.String({ maxLength: 64 }) }),
+        params: Type.Object({ personId: Type.String({ maxLength: 64, description: 'A fødselsnummer or D-number', examples: [EXAMPLE.personId] }) }),
         querystring: Type.Object(
           {
             securityLevel: Type.Optional(Type.Integer({ minimum: 1, maximum: 4, description: 'The level the message will need (1-4)' })),
