@@ -252,11 +252,14 @@ function hoistNamedSchemas(doc: Json): void {
     const out: Json = {};
     for (const [k, v] of Object.entries(node)) out[k] = k === 'example' || k === 'examples' || k === 'default' || k === 'const' || k === 'enum' ? v : visit(v);
     if (typeof title === 'string' && /^[A-Z][A-Za-z0-9]*$/.test(title) && title !== inComponent && ('type' in node || 'allOf' in node || 'anyOf' in node || 'oneOf' in node)) {
-      const text = JSON.stringify(out);
+      // @fastify/swagger moves a request body's `examples` onto its media type: a schema used both
+      // as a body and elsewhere is the same schema with or without them (the definition keeps them).
+      const { examples, ...rest } = out;
+      const text = JSON.stringify(rest);
       const before = seen.get(title);
       if (before !== undefined && before !== text) throw new Error(`Two different schemas are named ${title}`);
       seen.set(title, text);
-      components[title] = out;
+      if (examples !== undefined || !(title in components)) components[title] = out;
       return { $ref: `#/components/schemas/${title}` };
     }
     return out;

@@ -5,6 +5,7 @@ import { installErrorHandling, problemHeaders, toProblem } from '../../../shared
 import { commonProblems, Problem } from '../../../shared/errors/problem.js';
 import { ownValue } from '../../../shared/runtime/own-key.js';
 import { ingestionProblems } from '../problems.js';
+import { violationEntry } from './sbd.js';
 
 /**
  * Errors on /api/ in next-move's documented shape (`timestamp, status, error, exception,
@@ -99,7 +100,7 @@ export function violations(list: readonly SchemaError[], body: unknown, fallback
     const field = fieldOf(v.instancePath, params.missingProperty ?? params.additionalProperty ?? params.requiredProperties?.toString());
     const message = params.missingProperty || params.requiredProperties ? 'Must not be null' : params.additionalProperty ? 'Is not a known property' : (v.message ?? 'is not valid');
     const code = String(v.keyword ?? 'NotValid');
-    return { codes: [code], defaultMessage: message, objectName: field, field, rejectedValue: valueAt(body, v.instancePath), bindingFailure: false, code };
+    return violationEntry(field, message, valueAt(body, v.instancePath), code);
   }).filter((e) => !seen.has(e.field) && seen.add(e.field)).slice(0, 20);
   const first = errors[0];
   return new Problem(commonProblems.VALIDATION, first ? `${first.field}: ${first.defaultMessage}` : fallback, { errors });

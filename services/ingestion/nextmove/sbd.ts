@@ -146,15 +146,24 @@ export const Sbd = Type.Object(
     print: Type.Optional(PrintMessage),
     ...Object.fromEntries(Object.keys(NEXTMOVE_TYPES).filter((t) => t !== 'digital' && t !== 'print').map((t) => [t, Type.Optional(OutOfScope)])),
   },
-  { ...strict, description: 'A next-move standard business document (SBD) with a `digital` or `print` business message', examples: [SBD_EXAMPLE] },
+  { ...strict, title: 'StandardBusinessDocument', description: 'A next-move standard business document (SBD) with a `digital` or `print` business message', examples: [SBD_EXAMPLE] },
 );
 export type SbdBody = Static<typeof Sbd> & { digital?: Static<typeof DigitalMessage>; print?: Static<typeof PrintMessage> };
 
-/** A field-level refusal in next-move's constraint-violation shape (errors[] of the error body). */
+/** One entry of next-move's constraint violations (errors[] of the error body). */
+export const violationEntry = (field: string, message: string, rejectedValue: unknown, code: string) => ({
+  codes: [code],
+  defaultMessage: message,
+  objectName: field,
+  field,
+  rejectedValue: rejectedValue ?? null,
+  bindingFailure: false,
+  code,
+});
+
+/** A field-level refusal in next-move's constraint-violation shape. */
 export const violation = (field: string, message: string, rejectedValue?: unknown, code = 'NotValid') =>
-  new Problem(ingestionProblems.NEXTMOVE_INVALID_SBD, `${field}: ${message}`, {
-    errors: [{ codes: [code], defaultMessage: message, objectName: field, field, rejectedValue: rejectedValue ?? null, bindingFailure: false, code }],
-  });
+  new Problem(ingestionProblems.NEXTMOVE_INVALID_SBD, `${field}: ${message}`, { errors: [violationEntry(field, message, rejectedValue, code)] });
 
 export interface ParsedSbd {
   messageId: string;
@@ -232,7 +241,7 @@ export function parseSbd(body: SbdBody, org: string, now: Date): ParsedSbd {
   const process = conv[0]!.identifier ?? '';
   if (!(DPI_PROCESSES as readonly string[]).includes(process)) {
     throw new Problem(ingestionProblems.NEXTMOVE_UNKNOWN_PROCESS, `Unknown process ${JSON.stringify(process.slice(0, 255))} for DPI; use one of ${DPI_PROCESSES.join(', ')}`, {
-      errors: [{ codes: ['Process'], defaultMessage: `Must be one of ${DPI_PROCESSES.join(', ')}`, objectName: 'standardBusinessDocumentHeader.businessScope.scope[].identifier', field: 'standardBusinessDocumentHeader.businessScope.scope[].identifier', rejectedValue: process.slice(0, 255), bindingFailure: false, code: 'Process' }],
+      errors: [violationEntry('standardBusinessDocumentHeader.businessScope.scope[].identifier', `Must be one of ${DPI_PROCESSES.join(', ')}`, process.slice(0, 255), 'Process')],
     });
   }
 

@@ -6,7 +6,7 @@ import type { NextMoveSubscriptionsTable } from '../../../shared/db/tables/nextm
 import { Problem } from '../../../shared/errors/problem.js';
 import { ingestionProblems } from '../problems.js';
 import { checkWebhookUrl, postJson, retryDelayMs, startPollLoop, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TYP, type PusherOptions } from '../webhooks.js';
-import { violation } from './sbd.js';
+import { violation, violationEntry } from './sbd.js';
 import { statusById, syncStatuses } from './statuses.js';
 
 /**
@@ -53,7 +53,7 @@ export function parseFilter(filter: string | null | undefined): ParsedFilter {
   const out: ParsedFilter = { status: null, service: null, direction: null };
   if (!filter) return out;
   const bad = (why: string) => new Problem(ingestionProblems.NEXTMOVE_INVALID_FILTER, `filter: ${why}`, {
-    errors: [{ codes: ['Filter'], defaultMessage: why, objectName: 'filter', field: 'filter', rejectedValue: filter.slice(0, 200), bindingFailure: false, code: 'Filter' }],
+    errors: [violationEntry('filter', why, filter.slice(0, 200), 'Filter')],
   });
   for (const pair of filter.split('&')) {
     const [key, value, ...rest] = pair.split('=');

@@ -248,3 +248,19 @@ t.test('junk never gets a 5xx on /api/', async (t) => {
   const empty = await api.call('PUT', `/api/messages/out/${id}`, { headers: uploadHeaders('a.txt') });
   t.ok(empty.statusCode >= 400 && empty.statusCode < 500, `PUT without a body: ${empty.statusCode}`);
 });
+
+t.test("an empty or cut-off JSON body is a 400 in next-move's error shape on every JSON route (parsed before any lookup)", async (t) => {
+  const api = await setup(t);
+  const sbd = ours(DOCS.createDigital.request);
+  await api.call('POST', '/api/messages/out', { payload: sbd });
+  for (const [method, url] of [['POST', '/api/messages/out'], ['POST', '/api/subscriptions'], ['PUT', '/api/subscriptions/1']] as const) {
+    for (const payload of ['', '{"standardBusinessDocumentHeader":']) {
+      const res = await api.call(method, url, { headers: { 'content-type': 'application/json' }, payload });
+      const body = isNextMoveError(t, res, 400, url, `${method} ${url} with ${JSON.stringify(payload)}`);
+      t.equal(body.code, 'POSTBUD_MALFORMED_BODY', `${method} ${url}: the body could not be parsed`);
+      t.equal(body.error, 'Bad Request');
+    }
+  }
+  const rows = await api.svc.deps.db.kysely.selectFrom('nextmove_messages').select('message_id').execute();
+  t.equal(rows.length, 1, 'nothing was created by the refused bodies');
+});
