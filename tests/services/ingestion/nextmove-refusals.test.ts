@@ -264,3 +264,18 @@ t.test("an empty or cut-off JSON body is a 400 in next-move's error shape on eve
   const rows = await api.svc.deps.db.kysely.selectFrom('nextmove_messages').select('message_id').execute();
   t.equal(rows.length, 1, 'nothing was created by the refused bodies');
 });
+
+t.test("the shared refusals (405, 404, 414, 415) keep next-move's error shape under /api/, and problem+json elsewhere", async (t) => {
+  const api = await setup(t);
+  const patch = isNextMoveError(t, await api.call('PATCH', '/api/statuses'), 405, '/api/statuses', 'a known path with another method');
+  t.same(patch.allowed, ['GET'], 'names the methods the path takes');
+  isNextMoveError(t, await api.call('GET', '/api/messages/in/peek'), 404, '/api/messages/in/peek', 'incoming messages are not supported');
+  const long = `/api/messages/out/${'x'.repeat(200)}`;
+  const tooLong = isNextMoveError(t, await api.call('GET', long), 414, long, 'the router refuses a path segment longer than any id');
+  t.equal(tooLong.code, 'POSTBUD_URI_TOO_LONG');
+  const xml = isNextMoveError(t, await api.call('POST', '/api/subscriptions', { headers: { 'content-type': 'application/xml' }, payload: '<x/>' }), 415, '/api/subscriptions', 'XML');
+  t.same(xml.accepted, ['application/json'], 'the 415 lists what the operation takes');
+  const outside = await api.call('GET', `/v1/messages/${'x'.repeat(200)}`);
+  t.equal(outside.statusCode, 414);
+  t.match(String(outside.headers['content-type']), /^application\/problem\+json/, 'outside /api/ the same refusal is problem+json');
+});
