@@ -8,7 +8,7 @@ import { SCOPES } from '../../shared/auth/scopes.js';
 import { verifyReceipt } from '../../shared/evidence/verify.js';
 import { testDatabase } from '../helpers/database.js';
 import { eventChain } from '../helpers/evidence.js';
-import { startLetterPath } from '../helpers/processes.js';
+import { fetchRetrying503, startLetterPath } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 import { unzip } from '../helpers/zip.js';
 import { opensslDecrypt } from '../services/storage/fixtures.js';
@@ -50,7 +50,7 @@ t.test('one letter end to end, services as processes: seed, send, pull + openssl
     { name: 'vedtak.pdf', content: pdf },
     { name: 'info.txt', content: Buffer.from('Les vedtaket nøye.\n') },
   ]);
-  const sent = await fetch(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': 'e2e-key-1' }, body: body.payload });
+  const sent = await fetchRetrying503(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': 'e2e-key-1' }, body: body.payload });
   const accepted = (await sent.json()) as { id: string; route: string; provider: { orgnr: string } };
   t.equal(sent.status, 201, JSON.stringify(accepted));
   t.match(accepted, { route: 'DIGITAL', provider: { orgnr: provider } });
