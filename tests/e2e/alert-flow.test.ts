@@ -16,7 +16,7 @@ import { verifyReceipt } from '../../shared/evidence/verify.js';
 import { startSmsGateway, startSmtpSink } from '../harness/alert-peers.js';
 import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { runTs, waitForHttp } from '../helpers/processes.js';
+import { fetchRetrying503, runTs, waitForHttp } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
@@ -77,7 +77,7 @@ t.test('alerts across services as processes: DELIVERED -> e-mail and SMS -> NOTI
     },
     [{ name: 'vedtak.pdf', content: PDF(20_000) }],
   );
-  const sent = await fetch(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': 'e2e-alert-1' }, body: body.payload });
+  const sent = await fetchRetrying503(`${I}/v1/messages`, { method: 'POST', headers: { ...asSender, 'content-type': body.contentType, 'idempotency-key': 'e2e-alert-1' }, body: body.payload });
   const accepted = (await sent.json()) as { id: string; provider: { orgnr: string } };
   t.equal(sent.status, 201, JSON.stringify(accepted));
 
