@@ -8,10 +8,21 @@ import { deleteExpiredKeys } from './idempotency.js';
 import { createIntakeBatches } from './intake/batches.js';
 import { registerQueueMetrics } from '../../shared/app/queue-admin.js';
 import routes from './routes/index.js';
+import { startNextMovePusher } from './nextmove/subscriptions.js';
 import { startPusher } from './webhooks.js';
 
 export async function buildApp(deps: ServiceDeps): Promise<App> {
-  const app = await createApp({ name: 'ingestion', description: 'Message intake for agencies: capabilities, letters, status and receipts' }, deps);
+  const app = await createApp(
+    {
+      name: 'ingestion',
+      description: 'Message intake for agencies: capabilities, letters, status and receipts',
+      rules: [
+        "The eFormidling next-move API under `/api/` (tag `next-move`) answers every error in next-move's error body (`application/json`, `NextMoveError`) " +
+          'with the same problem `code`, as its clients parse it; each of its operations documents that shape for every error status.',
+      ],
+    },
+    deps,
+  );
   registerQueueMetrics(app.metrics, { service: 'ingestion', queues: deps.queues, names: [INGESTION_QUEUE] });
   const intake = createIntakeBatches(deps, app.metrics);
   // Tests and the bench reach the batches (pause, batch sizes) through the app.
@@ -22,7 +33,7 @@ export async function buildApp(deps: ServiceDeps): Promise<App> {
 
 /**
  * Beside the API: the expiry worker (delayed jobs the intake wrote to the outbox), the receipt
- * webhook pusher, and an hourly sweep of expired idempotency keys.
+ * webhook pusher, the next-move status pusher, and an hourly sweep of expired idempotency keys.
  */
 export async function startBackground(deps: ServiceDeps): Promise<Background> {
   const log = deps.logger ?? createLogger('ingestion', deps.config.LOG_LEVEL);
@@ -35,14 +46,17 @@ export async function startBackground(deps: ServiceDeps): Promise<Background> {
     },
     { concurrency: 4 },
   );
-  const pusher = startPusher(deps.db.kysely, storage.hub, {
+  const pushOptions = {
     allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE,
     maxAttempts: deps.config.WEBHOOK_MAX_ATTEMPTS,
     retryBaseMs: deps.config.WEBHOOK_RETRY_BASE_MS,
     timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS,
     pollMs: deps.config.WEBHOOK_POLL_MS,
     logger: log,
-  });
+  };
+  const pusher = startPusher(deps.db.kysely, storage.hub, pushOptions);
+  // next-move statuses folded from the evidence log and pushed to /api/subscriptions.
+  const nextMovePusher = startNextMovePusher(deps.db.kysely, storage.hub, pushOptions);
   const sweep = async () => {
     try {
       await deleteExpiredKeys(deps.db.kysely);
@@ -56,7 +70,7 @@ export async function startBackground(deps: ServiceDeps): Promise<Background> {
   return {
     async stop() {
       clearInterval(timer);
-      await Promise.all([worker.close(), pusher.stop()]);
+      await Promise.all([worker.close(), pusher.stop(), nextMovePusher.stop()]);
     },
   };
 }

@@ -1,5 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { Problem } from '../../shared/errors/problem.js';
+import { ownValue } from '../../shared/runtime/own-key.js';
 import { ingestionProblems } from './problems.js';
 
 /**
@@ -58,7 +59,7 @@ export const ALLOWED_MIME_TYPES = Object.keys(DOCUMENT_TYPES);
 
 export function documentType(mime: string): DocumentType {
   // Own properties only: `__proto__` or `constructor` must not find Object.prototype's.
-  const t = Object.hasOwn(DOCUMENT_TYPES, mime) ? DOCUMENT_TYPES[mime] : undefined;
+  const t = ownValue(DOCUMENT_TYPES, mime);
   if (!t) {
     throw new Problem(ingestionProblems.DOCUMENT_TYPE_NOT_ALLOWED, `${mime.slice(0, 100)} is not allowed`, { allowed: ALLOWED_MIME_TYPES });
   }

@@ -72,6 +72,8 @@ export interface ParsedLetter {
   documents: DocumentSource;
   /** Told when the documents have been read whole (the upload is over; the commit is still to come). */
   onDocumentsRead?: () => void;
+  /** The letter's id: a random UUID unless the caller brings its own (the next-move messageId). */
+  messageId?: string;
 }
 
 const unwrap = (outcome: CommitOutcome): SubmitResult => {
@@ -202,7 +204,7 @@ export async function submitParsedLetter(ctx: IntakeContext, letter: ParsedLette
   }
   if (first.dup) throw new Problem(ingestionProblems.DUPLICATE_SENDER_REFERENCE, 'senderReference is already used by another letter', { messageId: first.dup });
   const route = await routeRecipient(ctx.deps.db.kysely, recipientOf(first, part.recipient.personId, now), part.print !== undefined);
-  const ids = { messageId: randomUUID(), deliveryId: randomUUID() };
+  const ids = { messageId: letter.messageId ?? randomUUID(), deliveryId: randomUUID() };
   const sealed = await sealDocuments(ctx.storage, letter, manifestFor(letter, ids.messageId), budget);
   letter.onDocumentsRead?.();
   const result = await commitSealed(ctx, sealedLetter(letter, ids, route, sealed));

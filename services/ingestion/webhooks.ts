@@ -229,22 +229,27 @@ export async function pushRound(db: Kysely<Database>, hub: HubKeys, opts: Pusher
 }
 
 export function startPusher(db: Kysely<Database>, hub: HubKeys, opts: PusherOptions & { pollMs: number; logger: { warn(obj: unknown, msg?: string): void } }) {
+  return startPollLoop(() => pushRound(db, hub, opts), opts.pollMs, opts.logger, 'webhook push round failed; retrying');
+}
+
+/** Runs `round` until it finds nothing to do, then again every `pollMs`, until stopped. */
+export function startPollLoop(round: () => Promise<number>, pollMs: number, logger: { warn(obj: unknown, msg?: string): void }, failure: string) {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
   const loop = (async () => {
     while (!stopped) {
       try {
-        while (!stopped && (await pushRound(db, hub, opts)) > 0) {
+        while (!stopped && (await round()) > 0) {
           /* drain */
         }
       } catch (err) {
-        opts.logger.warn({ err }, 'webhook push round failed; retrying');
+        logger.warn({ err }, failure);
       }
       if (stopped) break;
       await new Promise<void>((resolve) => {
         wake = resolve;
-        timer = setTimeout(resolve, opts.pollMs);
+        timer = setTimeout(resolve, pollMs);
       });
     }
   })();

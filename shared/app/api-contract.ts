@@ -25,6 +25,11 @@ declare module 'fastify' {
   interface FastifySchema {
     /** Response headers per status code, e.g. `{ 201: { location: { description, type: 'string', maxLength: 2048 } } }`. */
     responseHeaders?: Record<number, Record<string, Json & { description: string }>>;
+    /**
+     * The shape every error of this operation is sent in, when it is not problem+json (the
+     * next-move API under /api/): documented for each error status instead of the problem.
+     */
+    errorShape?: { mediaType: string; schema: unknown };
   }
 }
 
@@ -119,6 +124,32 @@ function problemResponse(prefix: string, status: number, headers: Json): Json {
   };
 }
 
+/** An error in a route's own shape: the same causes (problem types, by their `code`), another body. */
+function shapedErrorResponse(prefix: string, status: number, headers: Json, shape: { mediaType: string; schema: unknown }): Json {
+  const types = problemsAt(prefix, status);
+  const text = types.map((p) => `\`${p.code}\`: ${p.title}`).join('; ');
+  return {
+    description: `${STATUS_CODES[status] ?? 'Error'}${text ? `. Problem codes (\`code\`): ${text}` : ''}`,
+    headers,
+    content: {
+      [shape.mediaType]: {
+        schema: {
+          allOf: [shape.schema],
+          properties: { status: { const: status }, ...(types.length > 0 ? { code: { type: 'string', enum: types.map((p) => p.code) } } : {}) },
+          required: ['status', 'code'],
+        },
+      },
+    },
+  };
+}
+
+/** The same schema, or a copy of it (@fastify/swagger clones route schemas): by identity or by `title`. */
+function sameNamedSchema(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  const title = (s: unknown) => (typeof s === 'object' && s !== null ? (s as Json).title : undefined);
+  return title(a) !== undefined && title(a) === title(b);
+}
+
 function isProblemSchema(s: unknown): boolean {
   return s === ProblemSchema || (typeof s === 'object' && s !== null && (s as Json).title === 'Problem');
 }
@@ -154,6 +185,8 @@ export function operationTransform(service: string) {
     const limited = !isRateLimitExempt(url);
     const extraHeaders = (s.responseHeaders ?? {}) as Record<string, Json>;
     delete s.responseHeaders;
+    const errorShape = s.errorShape as { mediaType: string; schema: unknown } | undefined;
+    delete s.errorShape;
     const headersFor = (status: number): Json => ({
       ...REQUEST_ID_HEADER,
       ...(limited && status < 500 ? RATE_LIMIT_HEADERS : {}),
@@ -167,12 +200,18 @@ export function operationTransform(service: string) {
     if (guard) statuses.add(401).add(403);
     if (BODY_METHODS.has(method)) statuses.add(413).add(415);
     if (s.body || s.querystring || s.params || s.headers) statuses.add(400);
+    // The router refuses a path segment longer than any resource id (maxParamLength) before the route runs.
+    if (s.params) statuses.add(414);
     if (limited) statuses.add(429);
     statuses.add(500).add(503);
 
     const response: Json = {};
     for (const status of [...statuses].sort((a, b) => a - b)) {
       const given = raw[String(status)] as Json | undefined;
+      if (status >= 400 && errorShape && (given === undefined || isProblemSchema(given) || sameNamedSchema(given, errorShape.schema))) {
+        response[status] = shapedErrorResponse(prefix, status, headersFor(status), errorShape);
+        continue;
+      }
       if (status >= 400 && (given === undefined || isProblemSchema(given))) {
         response[status] = problemResponse(prefix, status, headersFor(status));
         continue;
@@ -213,11 +252,14 @@ function hoistNamedSchemas(doc: Json): void {
     const out: Json = {};
     for (const [k, v] of Object.entries(node)) out[k] = k === 'example' || k === 'examples' || k === 'default' || k === 'const' || k === 'enum' ? v : visit(v);
     if (typeof title === 'string' && /^[A-Z][A-Za-z0-9]*$/.test(title) && title !== inComponent && ('type' in node || 'allOf' in node || 'anyOf' in node || 'oneOf' in node)) {
-      const text = JSON.stringify(out);
+      // @fastify/swagger moves a request body's `examples` onto its media type: a schema used both
+      // as a body and elsewhere is the same schema with or without them (the definition keeps them).
+      const { examples, ...rest } = out;
+      const text = JSON.stringify(rest);
       const before = seen.get(title);
       if (before !== undefined && before !== text) throw new Error(`Two different schemas are named ${title}`);
       seen.set(title, text);
-      components[title] = out;
+      if (examples !== undefined || !(title in components)) components[title] = out;
       return { $ref: `#/components/schemas/${title}` };
     }
     return out;
@@ -284,6 +326,14 @@ function shareResponses(doc: Json): void {
     headers[name] = header;
     return { $ref: `#/components/headers/${name}` };
   };
+  // Shared per error shape and status: Problem400 (problem+json), NextMoveError400 (a route's own shape), ...
+  const shapeOf = (res: Json): string => {
+    const content = (res.content ?? {}) as Json;
+    if (PROBLEM_CONTENT_TYPE in content) return 'Problem';
+    const first = Object.values(content)[0] as Json | undefined;
+    const ref = (((first?.schema as Json | undefined)?.allOf as Json[] | undefined)?.[0]?.$ref ?? '') as string;
+    return ref.split('/').pop() || 'Error';
+  };
   const byStatus = new Map<string, { text: string; count: number; value: Json }[]>();
   const ops: Json[] = [];
   for (const item of Object.values(doc.paths as Json)) for (const op of Object.values(item as Json)) if (isObject(op)) ops.push(op);
@@ -294,20 +344,24 @@ function shareResponses(doc: Json): void {
       }
       if (Number(status) < 400) continue;
       const text = JSON.stringify(res);
-      const variants = byStatus.get(status) ?? [];
+      const key = `${shapeOf(res)}${status}`;
+      const variants = byStatus.get(key) ?? [];
       const same = variants.find((v) => v.text === text);
       if (same) same.count++;
       else variants.push({ text, count: 1, value: res });
-      byStatus.set(status, variants);
+      byStatus.set(key, variants);
     }
   }
   const responses: Json = {};
-  for (const [status, variants] of byStatus) {
+  for (const [key, variants] of byStatus) {
+    const status = key.slice(-3);
     const shared = variants.reduce((a, b) => (b.count > a.count ? b : a));
-    responses[`Problem${status}`] = shared.value;
+    // An error answer of another shape that one operation gives (readiness's report) stays inline.
+    if (!key.startsWith('Problem') && shared.count < 2) continue;
+    responses[key] = shared.value;
     for (const op of ops) {
       const r = op.responses as Record<string, Json> | undefined;
-      if (r?.[status] && JSON.stringify(r[status]) === shared.text) r[status] = { $ref: `#/components/responses/Problem${status}` };
+      if (r?.[status] && JSON.stringify(r[status]) === shared.text) r[status] = { $ref: `#/components/responses/${key}` };
     }
   }
   if (Object.keys(headers).length > 0) components.headers = Object.fromEntries(Object.entries(headers).sort(([a], [b]) => a.localeCompare(b)));

@@ -4,7 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { installErrorHandling, sendProblem, toProblem } from '../errors/error-handler.js';
+import { installErrorHandling, sendProblem, toProblem, type ProblemSender } from '../errors/error-handler.js';
 import { commonProblems, Problem } from '../errors/problem.js';
 import { syntheticPersonIdsAllowed } from '../config/config.js';
 import { setPersonIdPolicy } from '../ids/person-id.js';
@@ -19,6 +19,15 @@ import { installUnreadBodyHandling } from './unread-body.js';
 
 export type App = FastifyInstance;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Dependency outages, logged once at each end (a scope with its own error handling reports to it too). */
+    outages: Outages;
+    /** Path prefixes whose errors leave in another shape than problem+json (the router's errors too). */
+    errorScopes: { prefix: string; send: ProblemSender }[];
+  }
+}
+
 export interface ServiceInfo {
   name: 'registry' | 'ingestion' | 'storage' | 'notification';
   description: string;
@@ -27,13 +36,15 @@ export interface ServiceInfo {
   bodyLimit?: number;
   /** The service cannot serve requests without the queue backend (default: it only writes the outbox). */
   queueRequired?: boolean;
+  /** What else holds for this service's operations, stated after the common rules. */
+  rules?: string[];
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** What holds for every operation of every service; stated once at the top of each document. */
 const API_RULES = [
-  'Errors are RFC 9457 problem details (`application/problem+json`) with a stable `type` per cause and a `code` for log searches.',
+  'Errors are RFC 9457 problem details (`application/problem+json`) with a stable `type` per cause and a `code` for log searches, unless an operation documents another error shape.',
   'A request the schema does not allow is refused with 400 (`validation`) naming the field; no text field or object key may contain U+0000 and no number may be NaN or infinite.',
   'A body in a media type the operation does not list is refused with 415 (`unsupported-media-type`), whose `accepted` lists what it takes.',
   'Every operation except health and metrics counts against a per-address rate limit (`x-ratelimit-*` headers; 429 with `Retry-After`).',
@@ -61,8 +72,10 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
     return503OnClosing: true,
     // Errors the router raises before a route runs (a path parameter over 100 characters, a bad
     // percent-encoding) leave as problems too.
-    frameworkErrors: (error, _request, reply) => {
-      void sendProblem(reply, toProblem(error));
+    frameworkErrors: (error, request, reply) => {
+      const path = request.url.split('?')[0] ?? '/';
+      const scope = app.errorScopes.find((s) => path.startsWith(s.prefix));
+      void (scope?.send ?? sendProblem)(reply, toProblem(error));
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -74,7 +87,9 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
 
   // Dependency outages are logged once at each end, by the error handler and the readiness probe.
   const outages = new Outages(logger);
-  installErrorHandling(app, outages);
+  app.decorate('outages', outages);
+  app.decorate('errorScopes', []);
+  installErrorHandling(app, { outages });
   installUnreadBodyHandling(app);
   // Only the media types a route documents are parsed: text/plain on a JSON route is a 415.
   app.removeContentTypeParser('text/plain');
@@ -99,7 +114,7 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
       openapi: '3.1.0',
       info: {
         title: `postbud ${info.name}`,
-        description: `${info.description}\n\n${API_RULES}`,
+        description: [info.description, API_RULES, ...(info.rules ?? [])].join('\n\n'),
         version: info.version ?? '0.1.0',
         license: { name: 'UNLICENSED (internal)', url: 'https://postbud.dev/license' },
         contact: { name: 'postbud operators', url: 'https://postbud.dev/docs/api' },

@@ -20,6 +20,7 @@ const PATTERN_EXAMPLES: [RegExp, string][] = [
   [/^\^\[0-9\]\{1,18\}\$$/, '1'],
   [/^\^\[0-9a-f\]\{64\}\$$/, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
   [/^\^\[A-Z\]\{2\}\$$/, 'NO'],
+  [/^\^\[0-9\]\{4\}-\[0-9\]\{2\}-\[0-9\]\{2\}\$$/, '2026-03-02'],
 ];
 
 export function exampleFor(schema: unknown, components: Json, depth = 0): unknown {

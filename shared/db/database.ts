@@ -18,6 +18,7 @@ import type { IdempotencyKeysTable } from './tables/idempotency-keys.js';
 import type { WebhookPushesTable, WebhooksTable } from './tables/webhooks.js';
 import type { NotificationAttemptsTable } from './tables/notification-attempts.js';
 import type { HubTransportKeysTable, MoveItemsTable, MovesTable } from './tables/moves.js';
+import type { NextMoveDocumentsTable, NextMoveMessagesTable, NextMovePushesTable, NextMoveStatusesTable, NextMoveSubscriptionsTable } from './tables/nextmove.js';
 
 /**
  * The whole schema as Kysely sees it: one entry per table, each table's type in its own file
@@ -53,4 +54,9 @@ export interface Database {
   moves: MovesTable;
   move_items: MoveItemsTable;
   hub_transport_keys: HubTransportKeysTable;
+  nextmove_messages: NextMoveMessagesTable;
+  nextmove_documents: NextMoveDocumentsTable;
+  nextmove_statuses: NextMoveStatusesTable;
+  nextmove_subscriptions: NextMoveSubscriptionsTable;
+  nextmove_pushes: NextMovePushesTable;
 }

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { ownValue } from '../runtime/own-key.js';
 import { causeOf, type Outages } from './outages.js';
 import { commonProblems, Problem, PROBLEM_CONTENT_TYPE, type ProblemType } from './problem.js';
 import { unavailableDependency } from './unavailable.js';
@@ -32,11 +33,15 @@ export const MAX_VALIDATION_ERRORS = 20;
 const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
 const MULTIPART_PARSE_ERROR = /^(Unexpected end of (multipart data|form)|Malformed part header|Part terminated early|Multipart: Boundary not found|Unexpected end of file)/;
 
-export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+/** The problem's own headers, and Retry-After on every 503 (the client is told when to come back, whoever raised it). */
+export function problemHeaders(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
-  // Every 503 tells the client when to come back, whoever raised it.
   if (problem.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
-  return reply
+  return reply;
+}
+
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  return problemHeaders(reply, problem)
     .code(problem.statusCode)
     .type(PROBLEM_CONTENT_TYPE)
     .send(problem.body(reply.request.url.split('?')[0]));
@@ -59,7 +64,7 @@ export function toProblem(error: FastifyError | Error): Problem {
   }
   // The multipart parser (busboy) fails a body that ends early or is malformed with plain errors.
   if (fe.statusCode === undefined && MULTIPART_PARSE_ERROR.test(fe.message)) return new Problem(commonProblems.MALFORMED_BODY, `The multipart body could not be parsed: ${fe.message}`);
-  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  const mapped = fe.code ? ownValue(FASTIFY_CODES, fe.code) : undefined;
   if (mapped) return new Problem(mapped, fe.message);
   const status = fe.statusCode ?? 500;
   if (status === 429) return new Problem(commonProblems.RATE_LIMITED, fe.message);
@@ -70,11 +75,49 @@ export function toProblem(error: FastifyError | Error): Problem {
   return new Problem(commonProblems.INTERNAL, 'An unexpected error occurred; it has been logged with the request id');
 }
 
+/** How a scope's errors leave: problem+json by default; the next-move API (/api/) has its own shape. */
+export type ProblemSender = (reply: FastifyReply, problem: Problem) => FastifyReply;
+
+export interface ErrorHandlingOptions {
+  outages?: Outages | undefined;
+  /** Writes the answer (default: problem+json). */
+  send?: ProblemSender;
+  /** Turns an error into a problem (default: toProblem); a scope with its own validation shape sets it. */
+  toProblem?: (error: FastifyError, request: FastifyRequest) => Problem;
+}
+
 /**
- * Every error leaves as problem+json; a dependency down is a 503 with Retry-After. 404 and 405 are told apart with a router of our own that
- * knows every registered path, because Fastify answers 404 for a known path with a wrong method.
+ * The problem an error answers with, whatever shape it then leaves in: a dependency down is a 503
+ * (the client's cue to retry, not our fault, logged once per outage), and a 415 lists the media
+ * types the route takes (and carries the route's own 415 type when it names one).
  */
-export function installErrorHandling(app: FastifyInstance, outages?: Outages): void {
+export function problemFor(error: FastifyError, request: FastifyRequest, opts: ErrorHandlingOptions = {}): Problem {
+  const down = error instanceof Problem ? undefined : unavailableDependency(error);
+  if (down) {
+    opts.outages?.down(down, causeOf(error), true);
+    request.log.debug({ dependency: down }, 'request failed: dependency unavailable');
+    return new Problem(commonProblems.UNAVAILABLE, `The ${down === 'database' ? 'database' : 'queue backend'} is unavailable; retry later`);
+  }
+  let problem = opts.toProblem ? opts.toProblem(error, request) : toProblem(error);
+  if (problem.problemType === commonProblems.UNSUPPORTED_MEDIA_TYPE && !('accepted' in problem.extensions)) {
+    // The route's own 415 type (e.g. ingestion's multipart-required) when it names one.
+    const own = (request.routeOptions.config as { unsupportedMediaType?: ProblemType } | undefined)?.unsupportedMediaType;
+    const consumes = (request.routeOptions.schema as { consumes?: readonly string[] } | undefined)?.consumes;
+    problem = new Problem(own ?? problem.problemType, problem.detail, { ...problem.extensions, accepted: [...(consumes ?? ['application/json'])] }, problem.headers);
+  }
+  if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+  else request.log.info({ code: problem.problemType.code }, 'request rejected');
+  return problem;
+}
+
+/**
+ * Every error leaves as a problem (problem+json unless the scope sends its own shape); a dependency
+ * down is a 503 with Retry-After. 404 and 405 are told apart with a router of our own that knows
+ * every path registered in the scope, because Fastify answers 404 for a known path with a wrong
+ * method. A plugin scope (e.g. /api/) may install its own, with its own `send`.
+ */
+export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
+  const send = opts.send ?? sendProblem;
   const known = FindMyWay();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -84,36 +127,14 @@ export function installErrorHandling(app: FastifyInstance, outages?: Outages): v
     }
   });
 
-  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    // A dependency down is the client's cue to retry, not our fault: 503, and no stack per request
-    // (the outage is logged once at each end, with a count).
-    const down = error instanceof Problem ? undefined : unavailableDependency(error);
-    if (down) {
-      outages?.down(down, causeOf(error), true);
-      request.log.debug({ dependency: down }, 'request failed: dependency unavailable');
-      return sendProblem(reply, new Problem(commonProblems.UNAVAILABLE, `The ${down === 'database' ? 'database' : 'queue backend'} is unavailable; retry later`));
-    }
-    let problem = toProblem(error);
-    if (problem.problemType === commonProblems.UNSUPPORTED_MEDIA_TYPE && !('accepted' in problem.extensions)) {
-      // The route's own 415 type (e.g. ingestion's multipart-required) when it names one.
-      const own = (request.routeOptions.config as { unsupportedMediaType?: ProblemType } | undefined)?.unsupportedMediaType;
-      const consumes = (request.routeOptions.schema as { consumes?: readonly string[] } | undefined)?.consumes;
-      problem = new Problem(own ?? problem.problemType, problem.detail, { ...problem.extensions, accepted: [...(consumes ?? ['application/json'])] }, problem.headers);
-    }
-    if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: problem.problemType.code }, 'request rejected');
-    return sendProblem(reply, problem);
-  });
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => send(reply, problemFor(error, request, opts)));
 
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? '/';
     const allowed = (['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const).filter((m) => known.find(m, path) !== null);
     if (allowed.length > 0) {
-      return sendProblem(
-        reply,
-        new Problem(commonProblems.METHOD_NOT_ALLOWED, `${request.method} is not allowed here`, { allowed }, { allow: allowed.join(', ') }),
-      );
+      return send(reply, new Problem(commonProblems.METHOD_NOT_ALLOWED, `${request.method} is not allowed here`, { allowed }, { allow: allowed.join(', ') }));
     }
-    return sendProblem(reply, new Problem(commonProblems.NOT_FOUND, `No route ${request.method} ${path}`));
+    return send(reply, new Problem(commonProblems.NOT_FOUND, `No route ${request.method} ${path}`));
   });
 }

@@ -3,53 +3,23 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
-import yauzl from 'yauzl';
 import { issueDevToken } from '../../shared/auth/dev-issuer.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
 import { verifyReceipt } from '../../shared/evidence/verify.js';
-import { freePort } from '../harness/free-port.js';
 import { testDatabase } from '../helpers/database.js';
-import { fetchRetrying503, runTs, waitForHttp } from '../helpers/processes.js';
+import { eventChain } from '../helpers/evidence.js';
+import { fetchRetrying503, startLetterPath } from '../helpers/processes.js';
 import { testDataDir } from '../helpers/service.js';
+import { unzip } from '../helpers/zip.js';
 import { opensslDecrypt } from '../services/storage/fixtures.js';
 import { multipart, PDF } from '../services/ingestion/fixtures.js';
-
-function unzip(buf: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buf, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err ?? new Error('no zip'));
-      const out = new Map<string, Buffer>();
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream) return reject(e ?? new Error('no stream'));
-          const parts: Buffer[] = [];
-          stream.on('data', (d: Buffer) => parts.push(d));
-          stream.on('end', () => {
-            out.set(entry.fileName, Buffer.concat(parts));
-            zip.readEntry();
-          });
-        });
-      });
-      zip.on('end', () => resolve(out));
-      zip.readEntry();
-    });
-  });
-}
 
 t.test('one letter end to end, services as processes: seed, send, pull + openssl decrypt, ack, OPENED, receipts verified and acknowledged', async (t) => {
   const { url, db } = await testDatabase(t);
   const dataDir = testDataDir(t);
-  const [ingestionPort, storagePort] = await Promise.all([freePort(), freePort()]);
-  const env = { DATABASE_URL: url, DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_flow', LOG_LEVEL: 'warn', INGESTION_PORT: String(ingestionPort), STORAGE_PORT: String(storagePort) };
+  const env = { DATABASE_URL: url, DATA_DIR: dataDir, QUEUE_PREFIX: 'e2e_flow', LOG_LEVEL: 'warn' };
 
-  const seed = runTs(t, 'scripts/cli.ts', ['seed', '--persons', '60'], env);
-  t.equal((await seed.exited).code, 0, seed.output());
-  const ingestion = runTs(t, 'services/ingestion/main.ts', [], env);
-  const storage = runTs(t, 'services/storage/main.ts', [], env);
-  const I = `http://127.0.0.1:${ingestionPort}`;
-  const S = `http://127.0.0.1:${storagePort}`;
-  await waitForHttp(`${I}/health/ready`, 60_000);
-  await waitForHttp(`${S}/health/ready`, 60_000);
+  const { ingestion, storage, I, S } = await startLetterPath(t, env);
 
   const sender = (await db.kysely.selectFrom('senders').select('orgnr').where('status', '=', 'active').orderBy('orgnr').limit(1).executeTakeFirstOrThrow()).orgnr;
   const senderToken = await issueDevToken(dataDir, { org: sender, scope: `${SCOPES.send} ${SCOPES.lookupDigitalPost}`, audience: 'postbud' });
@@ -133,15 +103,7 @@ t.test('one letter end to end, services as processes: seed, send, pull + openssl
     timeline: { seq: number; type: string; at: string; hash: string }[];
   };
   for (const r of mine) {
-    const events = (await db.kysely.selectFrom('message_events').selectAll().where('message_id', '=', accepted.id).orderBy('seq').execute()).map((e) => ({
-      messageId: e.message_id,
-      seq: e.seq,
-      type: e.type,
-      at: e.at,
-      data: e.data,
-      prevHash: e.prev_hash,
-      hash: e.hash,
-    }));
+    const events = await eventChain(db.kysely, accepted.id);
     const v = await verifyReceipt(r.jws, { jwks, events });
     t.ok(v.valid, `${r.type} receipt: signature and event chain verify ${v.problems.join('; ')}`);
     t.ok(status.timeline.some((e) => e.seq === v.receipt?.event.seq && e.hash === v.receipt.event.hash), `${r.type} is on the timeline with the signed hash`);

@@ -65,10 +65,6 @@ export async function servicePorts(): Promise<{ ports: number[]; env: Record<str
   };
 }
 
-/**
- * The letter path as processes: seeds the registry (`postbud seed`), starts ingestion and
- * storage on free ports and waits until both are ready. `env` needs DATABASE_URL and DATA_DIR.
- */
 export type ServiceName = 'registry' | 'ingestion' | 'storage' | 'notification';
 
 /**
@@ -91,7 +87,7 @@ export async function startServices<N extends ServiceName>(t: Test, names: reado
   return { procs, urls, env: all };
 }
 
-/** Ingestion and storage as processes (the path of a letter), seeded. */
+/** The letter path: ingestion and storage as processes, seeded. `env` needs DATABASE_URL and DATA_DIR. */
 export async function startLetterPath(t: Test, env: Record<string, string>) {
   const { procs, urls } = await startServices(t, ['ingestion', 'storage'], env);
   return { ingestion: procs.ingestion, storage: procs.storage, I: urls.ingestion, S: urls.storage };

@@ -10,6 +10,7 @@ import capabilities from './capabilities.js';
 import evidence from './evidence.js';
 import type { IngestionRouteOptions } from './context.js';
 import messages from './messages.js';
+import nextMove from './nextmove.js';
 import receipts from './receipts.js';
 import webhooks from './webhooks.js';
 
@@ -57,6 +58,8 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
     names: [INGESTION_QUEUE],
     problems: { jobNotFound: ingestionProblems.JOB_NOT_FOUND, jobNotFailed: ingestionProblems.JOB_NOT_FAILED },
   });
+  // The eFormidling next-move API (docs/eformidling.md), with its own error shape.
+  await app.register(nextMove, { ...opts, prefix: '/api' });
 };
 
 export default routes;

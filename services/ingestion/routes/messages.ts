@@ -9,7 +9,7 @@ import { cancelMessage } from '../cancel.js';
 import { listMessages, messageStatus, type MessageQuery, type MessageStatus as Status } from '../status.js';
 import { ingestionProblems } from '../problems.js';
 import type { IngestionRouteOptions } from './context.js';
-import { DateTime, errors, LETTER_EXAMPLE, MessagePartSchema, MessageStatus, Orgnr, ProblemSchema, SubmitResponse, Uuid } from './schemas.js';
+import { DateTime, DocumentFile, errors, LETTER_EXAMPLE, MessagePartSchema, MessageStatus, Orgnr, ProblemSchema, SubmitResponse, Uuid } from './schemas.js';
 
 const Summary = {
   id: Uuid,
@@ -62,7 +62,7 @@ const BatchBody = Type.Object(
   {
     // Bounds: BATCH_MAX_LETTERS is at most 1000, each letter at most 1001 documents.
     letter: Type.Array(LetterPartSchema, { minItems: 1, maxItems: 1000 }),
-    documents: Type.Array(Type.String({ format: 'binary', maxLength: 100 * 1024 * 1024 }), {
+    documents: Type.Array(DocumentFile(), {
       maxItems: 1000 * 1001,
       description: "Each letter's document file parts, in its declared order, right after its `letter` part",
     }),
@@ -78,7 +78,7 @@ const TimeFilter = (description: string) => Type.Optional(Type.String({ format: 
 const MultipartBody = Type.Object(
   {
     message: MessagePartSchema,
-    [DOCUMENT_FIELD]: Type.Array(Type.String({ format: 'binary', maxLength: 100 * 1024 * 1024 }), {
+    [DOCUMENT_FIELD]: Type.Array(DocumentFile(), {
       minItems: 1,
       maxItems: 1001,
       description: `One file part named \`${DOCUMENT_FIELD}\` per declared document, in the declared order, each with filename = the document's name. Allowed types: ${ALLOWED_MIME_TYPES.join(', ')}`,

@@ -2,6 +2,9 @@ import { Type, type Static } from 'typebox';
 import { EXAMPLE } from '../../../shared/app/example-values.js';
 import { ProblemSchema, errors, DateTime, Uuid, Orgnr, Language, PersonIdInput } from '../../../shared/app/schemas.js';
 
+/** One document's bytes as a client sends them (a file part or an upload body), bounded for the linters and typegen. */
+export const DocumentFile = () => Type.String({ format: 'binary', maxLength: 100 * 1024 * 1024 });
+
 export const SecurityLevel = Type.Union([Type.Literal(3), Type.Literal(4)], { description: '3 = idporten-loa-substantial, 4 = idporten-loa-high' });
 
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });

@@ -37,7 +37,8 @@ t.test('more stalled uploads than pool connections leave other requests and read
   await waitFor(`${STALLED} uploads in flight`, async () => intake.slots.inFlight === STALLED);
   // Each has passed its lookup and waits for document bytes: none holds a connection.
   await waitFor('the lookups done', async () => intake.lookup.queued === 0 && svc.deps.db.pool.idleCount === svc.deps.db.pool.totalCount);
-  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and datname = current_database() and pid <> pg_backend_pid()`.execute(db);
+  // This test's own database: test files running beside it (other databases on the same server) have transactions of their own.
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%' and pid <> pg_backend_pid()`.execute(db);
   t.equal(rows[0]!.n, 0, 'no transaction is open while the uploads stall');
 
   const ready = await svc.app.inject({ url: '/health/ready' });
