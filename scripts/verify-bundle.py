@@ -69,6 +69,8 @@ def verify_jws(jws, keys, typ):
 
 
 def event_hash(message_id, e):
+    if not isinstance(e["type"], str) or not isinstance(e["at"], str):
+        return None
     body = {"messageId": message_id, "seq": e["seq"], "type": e["type"], "at": e["at"], "data": e["data"], "prevHash": e["prevHash"]}
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
 
@@ -198,13 +200,19 @@ def verify(bundle, jwks=None):
                 problem("event-order", where, "event %s comes after event %s" % (e["seq"], events[i - 1]["seq"]))
             else:
                 problem("event-missing", where, "expected event %d here, found %s: an event is missing" % (i + 1, e["seq"]))
-        if event_hash(mid, e) != e["hash"]:
+        if e.get("redacted") is True:
+            # No content to hash: the next prevHash, the inclusion proof and the statement vouch for it.
+            if (e.get("type"), e.get("at"), e.get("data")) != (None, None, None):
+                problem("redaction", where, "a redacted event carries a type, time or data")
+            if not is_hex64(e["hash"]):
+                problem("event-hash", where, "the hash of the redacted event is not a SHA-256")
+        elif event_hash(mid, e) != e["hash"]:
             problem("event-hash", where, "the hash does not match the event's content")
         if e["prevHash"] != prev:
             problem("chain-link", where, "prevHash is not the hash of the event before")
         prev = e["hash"]
 
-    sealed = next((e for e in events if e["type"] == "SEALED"), None)
+    sealed = next((e for e in events if e.get("redacted") is not True and e["type"] == "SEALED"), None)
     if sealed is not None:
         d = sealed["data"]
         if canonical(d.get("documents", [])) != canonical(bundle.get("documents", [])) or d.get("manifestSha256") != bundle.get("manifestSha256"):
@@ -225,6 +233,8 @@ def verify(bundle, jwks=None):
         e = next((x for x in events if x["seq"] == ev.get("seq")), None)
         if e is None:
             problem("receipt-event", where, "the receipt names event %s, which the bundle does not hold" % ev.get("seq"))
+        elif e.get("redacted") is True:
+            problem("receipt-event", where, "the receipt names event %s, which the bundle redacts" % e["seq"])
         elif (e["hash"], e["type"], e["prevHash"], e["at"], canonical(e["data"])) != (ev.get("hash"), ev.get("type"), ev.get("prevHash"), p.get("at"), canonical(p.get("data"))):
             problem("receipt-event", where, "event %s differs from the one the receipt signed" % e["seq"])
 
@@ -250,7 +260,9 @@ def verify(bundle, jwks=None):
         for se in signed:
             e = next((x for x in events if x["seq"] == se["seq"]), None)
             if e is None:
-                problem("statement", "statement", "event %s (%s) is missing from the bundle" % (se["seq"], se["type"]))
+                problem("statement", "statement", "event %s (%s) is missing from the bundle" % (se["seq"], se.get("type") or "redacted"))
+            elif (e.get("redacted") is True) != (se.get("redacted") is True):
+                problem("statement", "statement", "event %s is %sredacted, unlike the one the hub listed" % (se["seq"], "" if e.get("redacted") is True else "not "))
             elif (e["hash"], e["type"]) != (se["hash"], se["type"]):
                 problem("statement", "statement", "event %s differs from the one the hub listed" % se["seq"])
         for e in events:

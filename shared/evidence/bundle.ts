@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { HubKeys } from '../crypto/hub-keys.js';
 import { hexList, latestHead, withTree, type SignedHead } from './log.js';
+import { senderMaySee } from './sender-view.js';
 
 /**
  * The evidence bundle of one letter (docs/evidence.md): everything needed to check, offline,
@@ -12,11 +13,9 @@ import { hexList, latestHead, withTree, type SignedHead } from './log.js';
 export const BUNDLE_FORMAT = 'postbud-evidence-bundle/1';
 export const STATEMENT_TYP = 'postbud-evidence+jws';
 
-export interface BundleEvent {
+/** What every event of a bundle carries, shown or redacted: enough to link the chain and the log. */
+interface EventLinks {
   seq: number;
-  type: string;
-  at: string;
-  data: Record<string, unknown>;
   prevHash: string | null;
   hash: string;
   /** Its leaf in the log, or null while the sequencer has not taken it yet. */
@@ -24,6 +23,26 @@ export interface BundleEvent {
   /** The audit path (RFC 9162 2.1.3) against `head`, or null when the head does not cover it. */
   inclusionProof: string[] | null;
 }
+
+export interface ShownEvent extends EventLinks {
+  redacted: false;
+  type: string;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * An event the sender may not see (`senderMaySee`: an OPENED the letter did not ask a receipt
+ * for): its place in the chain and the log, without its type, time or data.
+ */
+export interface RedactedEvent extends EventLinks {
+  redacted: true;
+  type: null;
+  at: null;
+  data: null;
+}
+
+export type BundleEvent = ShownEvent | RedactedEvent;
 
 export interface EvidenceBundle {
   format: typeof BUNDLE_FORMAT;
@@ -42,12 +61,18 @@ export interface EvidenceBundle {
   keys: { keys: JWK[] };
 }
 
+export type StatementEvent = { seq: number; type: string; hash: string; redacted?: undefined } | { seq: number; type: null; hash: string; redacted: true };
+
+/** How the statement lists an event: a redacted one without its type. */
+export const statementEvent = (e: BundleEvent): StatementEvent => (e.redacted ? { seq: e.seq, type: null, hash: e.hash, redacted: true } : { seq: e.seq, type: e.type, hash: e.hash });
+
 /** What the statement JWS signs. */
 export interface StatementPayload {
   messageId: string;
   sender: string;
   generatedAt: string;
-  events: { seq: number; type: string; hash: string }[];
+  /** A redacted event is listed as {seq, type: null, hash, redacted: true}. */
+  events: StatementEvent[];
   receipts: string[];
   head: { treeSize: number; rootHash: string } | null;
 }
@@ -68,11 +93,16 @@ export async function keysFor(hub: HubKeys, jwss: readonly string[]): Promise<{ 
 
 /** The bundle of a message whose events exist; the caller checks it is the sender's. */
 export async function buildBundle(db: Kysely<Database>, hub: HubKeys, messageId: string, sender: string): Promise<EvidenceBundle> {
-  const [rows, receipts, head] = await Promise.all([
+  const [letter, rows, allReceipts, head] = await Promise.all([
+    db.selectFrom('messages').select('open_receipt').where('id', '=', messageId).executeTakeFirst(),
     db.selectFrom('message_events').select(['seq', 'type', 'at', 'data', 'prev_hash', 'hash', 'leaf_index']).where('message_id', '=', messageId).orderBy('seq').execute(),
     db.selectFrom('receipts').select(['id', 'type', 'jws', 'event_seq']).where('message_id', '=', messageId).orderBy('event_seq').orderBy('id').execute(),
     latestHead(db),
   ]);
+  // What the sender may not see is redacted, never left out: the chain and the log still link.
+  const shown = (type: string) => senderMaySee(type, { openReceipt: letter?.open_receipt ?? false });
+  const hidden = new Set(rows.filter((r) => !shown(r.type)).map((r) => r.seq));
+  const receipts = allReceipts.filter((r) => !hidden.has(r.event_seq));
   const inHead = (leafIndex: string | null) => head !== undefined && leafIndex !== null && Number(leafIndex) < head.treeSize;
   const covered = rows.filter((r) => inHead(r.leaf_index)).map((r) => Number(r.leaf_index));
   // One read of the subtrees all the audit paths need. Missing ones (the log was damaged behind
@@ -84,24 +114,16 @@ export async function buildBundle(db: Kysely<Database>, hub: HubKeys, messageId:
   }
   const events: BundleEvent[] = rows.map((r) => {
     const leafIndex = r.leaf_index === null ? null : Number(r.leaf_index);
-    return {
-      seq: r.seq,
-      type: r.type,
-      at: r.at.toISOString(),
-      data: r.data,
-      prevHash: r.prev_hash,
-      hash: r.hash,
-      leafIndex,
-      inclusionProof: leafIndex !== null && inHead(r.leaf_index) ? (proofs.get(leafIndex) ?? []) : null,
-    };
+    const links = { seq: r.seq, prevHash: r.prev_hash, hash: r.hash, leafIndex, inclusionProof: leafIndex !== null && inHead(r.leaf_index) ? (proofs.get(leafIndex) ?? []) : null };
+    return hidden.has(r.seq) ? { ...links, redacted: true, type: null, at: null, data: null } : { ...links, redacted: false, type: r.type, at: r.at.toISOString(), data: r.data };
   });
-  const sealed = rows.find((r) => r.type === 'SEALED')?.data as { manifestSha256?: string; documents?: { sha256: string; size: number }[] } | undefined;
+  const sealed = rows.find((r) => r.type === 'SEALED' && !hidden.has(r.seq))?.data as { manifestSha256?: string; documents?: { sha256: string; size: number }[] } | undefined;
   const generatedAt = new Date().toISOString();
   const statement: StatementPayload = {
     messageId,
     sender,
     generatedAt,
-    events: events.map((e) => ({ seq: e.seq, type: e.type, hash: e.hash })),
+    events: events.map(statementEvent),
     receipts: receipts.map((r) => r.id),
     head: head ? { treeSize: head.treeSize, rootHash: head.rootHash } : null,
   };

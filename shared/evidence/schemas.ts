@@ -49,9 +49,10 @@ export const BundleSchema = Type.Object(
     events: Type.Array(
       Type.Object({
         seq: Type.Integer({ minimum: 1 }),
-        type: Type.String(),
-        at: DateTime,
-        data: Type.Object({}, { additionalProperties: true }),
+        redacted: Type.Boolean({ description: 'true for an event the sender may not see (an OPENED without openReceipt): its type, at and data are null; its hash, prevHash and inclusion proof still link the chain and the log' }),
+        type: Type.Union([Type.String(), Type.Null()], { description: 'null when redacted' }),
+        at: Type.Union([DateTime, Type.Null()], { description: 'null when redacted' }),
+        data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], { description: 'null when redacted' }),
         prevHash: Type.Union([Hex32, Type.Null()]),
         hash: Hex32,
         leafIndex: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'Its leaf in the log; null until the sequencer takes it' }),
@@ -60,7 +61,7 @@ export const BundleSchema = Type.Object(
     ),
     receipts: Type.Array(Type.Object({ id: Uuid, type: Type.String(), jws: Type.String() })),
     head: Type.Union([SignedHeadSchema, Type.Null()]),
-    statement: Type.String({ description: 'Compact JWS (typ postbud-evidence+jws) over {messageId, sender, generatedAt, events [{seq, type, hash}], receipts [id], head {treeSize, rootHash}}' }),
+    statement: Type.String({ description: 'Compact JWS (typ postbud-evidence+jws) over {messageId, sender, generatedAt, events [{seq, type, hash} or, redacted, {seq, type: null, hash, redacted: true}], receipts [id], head {treeSize, rootHash}}' }),
     keys: KeysSchema,
   },
   { description: 'Everything needed to verify a letter\'s evidence offline (docs/evidence.md)' },

@@ -18,6 +18,7 @@ export type ProblemCode =
   | 'event-order'
   | 'event-missing'
   | 'event-hash'
+  | 'redaction'
   | 'chain-link'
   | 'documents'
   | 'receipt-signature'
@@ -113,6 +114,16 @@ export async function verifyBundle(input: unknown, opts: { jwks?: Keys } = {}): 
   }
 }
 
+/** The hash of a shown event recomputed from its content; undefined when it has none that hashes. */
+function shownHash(messageId: string, e: { seq: number; type: unknown; at: unknown; data: unknown; prevHash: string | null }): string | undefined {
+  try {
+    if (typeof e.type !== 'string' || typeof e.at !== 'string' || new Date(e.at).toISOString() !== e.at) return undefined;
+    return eventHash({ messageId, seq: e.seq, type: e.type, at: new Date(e.at), data: e.data as Record<string, unknown>, prevHash: e.prevHash });
+  } catch {
+    return undefined;
+  }
+}
+
 async function checkBundle(input: unknown, opts: { jwks?: Keys }): Promise<BundleVerification> {
   const problems: BundleProblem[] = [];
   const b = input as Partial<EvidenceBundle>;
@@ -143,21 +154,20 @@ async function checkBundle(input: unknown, opts: { jwks?: Keys }): Promise<Bundl
       if (seen) problems.push({ code: 'event-order', where, message: `event ${e.seq} comes after event ${b.events![i - 1]?.seq}` });
       else problems.push({ code: 'event-missing', where, message: `expected event ${i + 1} here, found ${e.seq}: an event is missing` });
     }
-    let hash: string | undefined;
-    try {
-      hash = eventHash({ messageId: b.messageId!, seq: e.seq, type: e.type, at: new Date(e.at), data: e.data, prevHash: e.prevHash });
-      if (new Date(e.at).toISOString() !== e.at) hash = undefined;
-    } catch {
-      hash = undefined;
+    if (e.redacted === true) {
+      // Its content is not here to hash: the next prevHash, its inclusion proof and the statement vouch for the hash.
+      if (e.type !== null || e.at !== null || e.data !== null) problems.push({ code: 'redaction', where, message: 'a redacted event carries a type, time or data' });
+      if (!isHex64(e.hash)) problems.push({ code: 'event-hash', where, message: 'the hash of the redacted event is not a SHA-256' });
+    } else if (shownHash(b.messageId!, e) !== e.hash) {
+      problems.push({ code: 'event-hash', where, message: `the hash does not match the event's content (type, time, data or prevHash)` });
     }
-    if (hash !== e.hash) problems.push({ code: 'event-hash', where, message: `the hash does not match the event's content (type, time, data or prevHash)` });
     if (e.prevHash !== prev) problems.push({ code: 'chain-link', where, message: `prevHash is not the hash of the event before` });
     prev = e.hash;
   });
 
   // What the sender sent: the SEALED event's document hashes.
-  const sealed = b.events.find((e) => e.type === 'SEALED');
-  if (sealed) {
+  const sealed = b.events.find((e) => e.redacted !== true && e.type === 'SEALED');
+  if (sealed && !sealed.redacted) {
     const d = sealed.data as { manifestSha256?: unknown; documents?: unknown };
     if (canonicalJson(d.documents ?? []) !== canonicalJson(b.documents ?? []) || (d.manifestSha256 ?? null) !== (b.manifestSha256 ?? null)) {
       problems.push({ code: 'documents', where: `event ${sealed.seq}`, message: 'the documents listed differ from those in the SEALED event' });
@@ -181,6 +191,7 @@ async function checkBundle(input: unknown, opts: { jwks?: Keys }): Promise<Bundl
     }
     const e = b.events.find((x) => x.seq === p.event?.seq);
     if (!e) problems.push({ code: 'receipt-event', where, message: `the receipt names event ${p.event?.seq}, which the bundle does not hold` });
+    else if (e.redacted === true) problems.push({ code: 'receipt-event', where, message: `the receipt names event ${e.seq}, which the bundle redacts` });
     else if (e.hash !== p.event.hash || e.type !== p.event.type || e.prevHash !== p.event.prevHash || e.at !== p.at || canonicalJson(e.data) !== canonicalJson(p.data)) {
       problems.push({ code: 'receipt-event', where, message: `event ${e.seq} differs from the one the receipt signed` });
     }
@@ -210,7 +221,8 @@ async function checkBundle(input: unknown, opts: { jwks?: Keys }): Promise<Bundl
     const signed = Array.isArray(st.events) ? st.events : [];
     for (const se of signed) {
       const e = b.events.find((x) => x.seq === se.seq);
-      if (!e) says(`event ${se.seq} (${se.type}) is missing from the bundle`);
+      if (!e) says(`event ${se.seq} (${se.type ?? 'redacted'}) is missing from the bundle`);
+      else if ((e.redacted === true) !== (se.redacted === true)) says(`event ${se.seq} is ${e.redacted === true ? '' : 'not '}redacted, unlike the one the hub listed`);
       else if (e.hash !== se.hash || e.type !== se.type) says(`event ${se.seq} differs from the one the hub listed`);
     }
     for (const e of b.events) if (!signed.some((x) => x.seq === e.seq)) says(`event ${e.seq} was not listed by the hub`);

@@ -15,7 +15,7 @@ const evidence: FastifyPluginAsync<IngestionRouteOptions> = async (app, { deps, 
       schema: {
         summary: 'Evidence bundle of one of your letters, to verify offline',
         description:
-          'Every event with its canonical data, hash and prevHash; every receipt (JWS); the documents\' hashes from the SEALED event; the latest signed tree head with an inclusion proof per event; a hub statement listing all of it; and the public keys of every signature. Check it with `postbud verify --bundle FILE --jwks JWKS` or `scripts/verify-bundle.py` (format: docs/evidence.md).',
+          'Every event with its canonical data, hash and prevHash (an event you may not see, an OPENED of a letter sent without openReceipt, is redacted: `redacted: true`, no type, time or data, but its hash, prevHash and inclusion proof); every receipt (JWS); the documents\' hashes from the SEALED event; the latest signed tree head with an inclusion proof per event; a hub statement listing all of it; and the public keys of every signature. Check it with `postbud verify --bundle FILE --jwks JWKS` or `scripts/verify-bundle.py` (format: docs/evidence.md).',
         tags: ['messages'],
         security: BEARER_SECURITY,
         params: Type.Object({ id: Uuid }),
