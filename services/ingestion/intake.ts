@@ -84,9 +84,12 @@ const unwrap = (outcome: CommitOutcome): SubmitResult => {
 const overloaded = () =>
   new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has more letters waiting for their commit than it takes; retry shortly', {}, { 'retry-after': '1' });
 
+/** Letters up to this size (the whole request) feed the latency bound; larger ones are mostly transfer time. */
+const LATENCY_SIGNAL_MAX_BYTES = 1024 * 1024;
+
 /** 503 while the intake's queue stands above its latency target (see intake/admission.ts). */
 export const standingQueue = () =>
-  new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake answers letters slower than its latency target; retry shortly', {}, { 'retry-after': '1' });
+  new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has as many letters in flight as it answers within its latency target; retry shortly', {}, { 'retry-after': '1' });
 
 /** The letter only: its route is signed per delivery, since it can change after sealing (docs/storage.md). */
 function manifestFor(letter: ParsedLetter, messageId: string): ManifestInput {
@@ -237,6 +240,8 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
     intake.shed((err as Problem).statusCode === 429 ? 'client' : 'uploads');
     throw err;
   }
+  // Only small letters' times feed the latency bound (see intake/admission.ts).
+  const measured = Number(request.headers['content-length'] ?? Infinity) <= LATENCY_SIGNAL_MAX_BYTES;
   const watchdog = new UploadWatchdog(request.raw, config.INTAKE_IDLE_TIMEOUT_MS, config.INTAKE_BODY_TIMEOUT_MS);
   const read = () => {
     watchdog.stop();
@@ -250,6 +255,6 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
     return await submitParsedLetter(ctx, letter, { now, log: request.log });
   } finally {
     read();
-    intake.admission.leave(ticket);
+    intake.admission.leave(ticket, measured);
   }
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 
 /**
@@ -13,6 +14,23 @@ import type { FastifyInstance } from 'fastify';
  */
 export function installUnreadBodyHandling(app: FastifyInstance): void {
   app.addHook('onSend', async (request, reply) => {
-    if (!request.raw.complete) reply.header('connection', 'close');
+    if (request.raw.complete || untouchedAndSmall(request.raw)) return;
+    reply.header('connection', 'close');
   });
+}
+
+/** Node discards at most this much of a body nobody read, and the connection stays open. */
+const DISCARD_MAX_BYTES = 1024 * 1024;
+
+/**
+ * A body nobody started to read (a letter refused by load shedding or a 401 before its first
+ * byte was looked at) is discarded by Node itself once the answer is out, and the connection
+ * stays usable. Closing it instead makes a shed client reconnect for its retry, which at three
+ * times capacity costs more than the letters taken (bench/intake.ts). Only for a declared size
+ * up to DISCARD_MAX_BYTES: more is bandwidth spent on bytes already refused.
+ */
+function untouchedAndSmall(raw: IncomingMessage): boolean {
+  if (raw.readableFlowing !== null || raw.readableDidRead) return false;
+  const length = Number(raw.headers['content-length']);
+  return Number.isFinite(length) && length <= DISCARD_MAX_BYTES;
 }

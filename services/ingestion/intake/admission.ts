@@ -1,29 +1,43 @@
 /**
- * Latency-aware admission for the intake, after CoDel (RFC 8289): static bounds (upload slots,
- * the batch queue) cap memory, but at three times capacity they still let a standing queue grow
- * until every accepted letter waits for the whole bound. Here the shortest time a letter took
- * from admission to answer is kept per interval; when even the fastest letter of a full interval
- * took longer than the target, the queue is standing, not a burst, and new letters are refused
- * (503 + Retry-After) until an interval's fastest letter is back under the target. A burst on an
- * idle intake is never refused: its first letters answer fast.
+ * Latency-aware admission for the intake: an adaptive bound on letters in flight (admitted, not
+ * yet answered), AIMD on a CoDel signal (RFC 8289). Static bounds (upload slots, the batch queue)
+ * cap memory, but at three times capacity they let a standing queue grow until every accepted
+ * letter waits for the whole bound; an on/off gate instead admits bursts whenever it opens, and
+ * the burst is the tail. So per interval the intake keeps the *shortest* time a letter took from
+ * admission to answer: when even the fastest letter of an interval took longer than the target,
+ * a queue is standing (not a burst) and the bound shrinks by a quarter; when the fastest was
+ * under the target and the bound was reached, it grows by a tenth. A letter beyond the bound is
+ * refused at once (503 + Retry-After). By Little's law the bound is what keeps latency flat:
+ * in flight = throughput x latency, and throughput no longer grows once the machine is busy.
  */
 export interface AdmissionOptions {
-  /** Target sojourn (admission to answer) in ms; 0 turns latency shedding off. */
+  /** Target for the fastest sojourn (admission to answer) of an interval, ms; 0 turns the bound off. */
   targetMs: number;
-  /** Length of one observation interval in ms. */
+  /** Length of one observation interval, ms. */
   intervalMs: number;
+  /** Bound at start, and never more than `maxLimit` nor less than `minLimit`. */
+  initialLimit?: number;
+  minLimit?: number;
+  maxLimit?: number;
   now?: () => number;
 }
 
 export class Admission {
   private readonly now: () => number;
+  private readonly min: number;
+  private readonly max: number;
+  private bound: number;
   private intervalStart: number;
   private fastest = Infinity;
-  private standing = false;
+  /** Whether the bound was reached during this interval (only then may it grow). */
+  private boundReached = false;
   private inside = 0;
 
   constructor(private readonly opts: AdmissionOptions) {
     this.now = opts.now ?? (() => performance.now());
+    this.min = Math.max(1, opts.minLimit ?? 4);
+    this.max = Math.max(this.min, opts.maxLimit ?? 1024);
+    this.bound = Math.min(this.max, Math.max(this.min, opts.initialLimit ?? 64));
     this.intervalStart = this.now();
   }
 
@@ -32,39 +46,53 @@ export class Admission {
     return this.inside;
   }
 
-  /** Whether the queue is standing now (new letters are refused). */
-  get shedding(): boolean {
+  /** The bound on letters in flight now. */
+  get limit(): number {
     this.roll();
-    return this.standing;
+    return this.bound;
   }
 
-  /**
-   * Admits a letter: its ticket (the admission time) to give back with `leave`, or undefined
-   * when the queue is standing and the letter must be refused.
-   */
+  /** Whether a new letter would be refused now. */
+  get shedding(): boolean {
+    return this.opts.targetMs > 0 && this.inside >= this.limit;
+  }
+
+  /** Admits a letter: its ticket (admission time) to give back with `leave`, or undefined when it must be refused. */
   enter(): number | undefined {
-    if (this.opts.targetMs > 0 && this.shedding) return undefined;
+    if (this.opts.targetMs > 0) {
+      if (this.inside >= this.limit) {
+        this.boundReached = true;
+        return undefined;
+      }
+      if (this.inside + 1 >= this.bound) this.boundReached = true;
+    }
     this.inside++;
     return this.now();
   }
 
-  /** A letter admitted with `ticket` has been answered (whatever the answer). */
-  leave(ticket: number): void {
+  /**
+   * A letter admitted with `ticket` has been answered (whatever the answer). `measured` false
+   * leaves its time out of the signal: a large letter's upload time is the client's bandwidth,
+   * not a queue in the intake.
+   */
+  leave(ticket: number, measured = true): void {
     this.inside--;
-    if (this.opts.targetMs <= 0) return;
+    if (this.opts.targetMs <= 0 || !measured) return;
     this.roll();
     const took = this.now() - ticket;
     if (took < this.fastest) this.fastest = took;
-    // A fast answer, or nothing left waiting, ends a standing queue at once.
-    if (this.standing && (took <= this.opts.targetMs || this.inside === 0)) this.standing = false;
   }
 
-  /** Closes the interval once it has passed: one without answers leaves the verdict as it was. */
+  /** Closes the interval once it has passed; one without answers changes nothing. */
   private roll(): void {
     const t = this.now();
     if (t - this.intervalStart < this.opts.intervalMs) return;
-    if (this.fastest !== Infinity) this.standing = this.fastest > this.opts.targetMs && this.inside > 0;
+    if (this.fastest !== Infinity) {
+      if (this.fastest > this.opts.targetMs) this.bound = Math.max(this.min, Math.floor(this.bound * 0.75));
+      else if (this.boundReached) this.bound = Math.min(this.max, this.bound + Math.max(1, Math.ceil(this.bound / 10)));
+    }
     this.fastest = Infinity;
+    this.boundReached = false;
     this.intervalStart = t;
   }
 }

@@ -7,6 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { service } from '../../../services/ingestion/app.js';
+import { Admission } from '../../../services/ingestion/intake/admission.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { keepAliveClient, type KeepAliveAnswer } from '../../helpers/keep-alive.js';
 import { testService } from '../../helpers/service.js';
@@ -58,4 +59,22 @@ t.test('early refusals on a keep-alive connection', async (t) => {
       else t.equal(after.socket, answer.socket, 'on the same connection');
     });
   }
+
+  await t.test('a small letter shed before its body was read: 503, and the connection stays usable', async (t) => {
+    const intake = svc.app.intake!;
+    const saved = intake.admission;
+    t.teardown(() => (intake.admission = saved));
+    // Control point: a bound of one with one letter in flight, so the next letter is shed.
+    intake.admission = new Admission({ targetMs: 1000, intervalMs: 60_000, initialLimit: 1, minLimit: 1 });
+    const ticket = intake.admission.enter()!;
+    const shed = await post(letter(), [{ name: 'vedtak.pdf', content: PDF(10 * 1024) }]);
+    t.equal(shed.status, 503);
+    t.equal(slug(shed), 'ingestion/intake-overloaded');
+    t.equal(shed.headers['retry-after'], '1');
+    t.not(shed.headers.connection, 'close', 'no reconnect for the retry');
+    intake.admission.leave(ticket);
+    const retried = await post(letter(), [{ name: 'vedtak.pdf', content: PDF(10 * 1024) }]);
+    t.equal(retried.status, 201, 'the retry on the same connection is taken');
+    t.equal(retried.socket, shed.socket, 'on the same connection');
+  });
 });

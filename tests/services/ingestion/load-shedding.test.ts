@@ -82,78 +82,83 @@ t.test('an event loop too busy to answer in time makes the intake refuse letters
   t.equal(health.statusCode, 200, 'health is not shed');
 });
 
-t.test('latency-aware shedding (CoDel): a standing queue is refused, a burst on an idle intake is not', async (t) => {
+t.test('latency-aware shedding: letters in flight are bounded, the bound follows the fastest answer of each interval', async (t) => {
   // Control point: the admission's clock is the test's, so "a letter took 300 ms" needs no sleep.
   let now = 0;
   const clock = () => now;
 
   t.test('the rule alone', async (t) => {
-    const a = new Admission({ targetMs: 50, intervalMs: 100, now: clock });
     now = 0;
-    const burst = Array.from({ length: 50 }, () => a.enter());
-    t.ok(burst.every((x) => x !== undefined), 'a burst on an idle intake is admitted whole');
-    now = 30;
-    for (const ticket of burst.slice(0, 49)) a.leave(ticket!);
-    now = 100;
-    t.equal(a.shedding, false, 'answers under the target: no standing queue');
-    const slow = [a.enter()!, a.enter()!];
-    now = 400;
-    a.leave(slow[0]!); // took 400 ms; the other one and the burst's last still wait
-    now = 500;
-    t.equal(a.shedding, true, 'the fastest answer of the interval took longer than the target while letters still wait');
-    t.equal(a.enter(), undefined, 'a new letter is refused');
-    a.leave(burst[49]!); // slow too, but more still waits
+    const a = new Admission({ targetMs: 50, intervalMs: 100, initialLimit: 8, minLimit: 2, maxLimit: 20, now: clock });
+    const first = Array.from({ length: 8 }, () => a.enter());
+    t.ok(first.every((x) => x !== undefined), 'a burst up to the bound is admitted whole');
+    t.equal(a.enter(), undefined, 'the next one is refused while 8 are in flight');
     t.equal(a.shedding, true);
-    a.leave(slow[1]!);
-    t.equal(a.inFlight, 0);
-    t.equal(a.shedding, false, 'nothing left waiting ends the standing queue (no deadlock with every letter refused)');
-    t.not(a.enter(), undefined);
-    const off = new Admission({ targetMs: 0, intervalMs: 100, now: clock });
-    const ticket = off.enter()!;
-    now += 10_000;
-    off.leave(ticket);
-    now += 10_000;
-    t.not(off.enter(), undefined, 'INTAKE_TARGET_LATENCY_MS=0 never refuses');
+    now = 30;
+    for (const ticket of first) a.leave(ticket!); // fast: 30 ms
+    now = 100;
+    t.equal(a.limit, 9, 'fast answers while the bound was reached: it grows by a tenth (at least one)');
+    const slow = Array.from({ length: 9 }, () => a.enter()!);
+    now = 400;
+    for (const ticket of slow.slice(0, 8)) a.leave(ticket); // took 400 ms: a standing queue
+    now = 500;
+    t.equal(a.limit, 6, 'even the fastest answer of the interval was over the target: it shrinks by a quarter');
+    t.equal(a.inFlight, 1);
+    a.leave(slow[8]!);
+    now = 600;
+    t.equal(a.limit, 4, 'and again while answers stay slow');
+    now = 700;
+    t.equal(a.limit, 4, 'an interval without answers changes nothing');
+    for (let i = 0; i < 5; i++) {
+      const tickets = Array.from({ length: a.limit }, () => a.enter()!);
+      now += 100;
+      for (const ticket of tickets) a.leave(ticket); // took 100 ms: still over the target
+    }
+    now += 100;
+    t.equal(a.limit, 2, 'never under the minimum');
+    const off = new Admission({ targetMs: 0, intervalMs: 100, initialLimit: 1, now: clock });
+    t.ok([off.enter(), off.enter(), off.enter()].every((x) => x !== undefined), 'INTAKE_TARGET_LATENCY_MS=0: no bound');
   });
 
-  t.test('through POST /v1/messages: 503 + Retry-After while the queue stands, accepted letters all written', async (t) => {
-    const svc = await testService(t, service, { env: { INTAKE_BATCH_WINDOW_MS: '0', INTAKE_IDLE_TIMEOUT_MS: '5000' } });
+  t.test('through POST /v1/messages: 503 + Retry-After beyond the bound, every accepted letter written', async (t) => {
+    const svc = await testService(t, service, { env: { INTAKE_BATCH_WINDOW_MS: '0' } });
     const db = svc.deps.db.kysely;
     await seedRegistry(db);
     const token = await svc.token({ org: SENDER, scope: SCOPES.send });
     const intake = svc.app.intake!;
     now = 0;
-    intake.admission = new Admission({ targetMs: 50, intervalMs: 100, now: clock });
-    const send = (ref: string, payload?: PassThrough) => {
+    intake.admission = new Admission({ targetMs: 50, intervalMs: 100, initialLimit: 2, minLimit: 1, now: clock });
+    const send = (ref: string) => {
       const body = multipart(letter({ senderReference: ref }), [{ name: 'vedtak.pdf', content: PDF() }]);
-      if (payload) payload.write(body.payload.subarray(0, 200));
-      const res = svc.app.inject({
+      return svc.app.inject({
         method: 'POST',
         url: '/v1/messages',
         headers: { authorization: `Bearer ${token}`, 'content-type': body.contentType, 'idempotency-key': newKey() },
-        payload: payload ?? body.payload,
+        payload: body.payload,
       });
-      return { res, rest: body.payload.subarray(200) };
     };
     const release = intake.commit.pause();
-    const queued = [send('l-1').res, send('l-2').res];
-    const stalledBody = new PassThrough();
-    const stalled = send('l-3', stalledBody);
-    await waitFor('two letters at the commit and one uploading', async () => intake.commit.queued === 2 && intake.admission.inFlight === 3);
-    now = 300;
-    release();
-    t.same((await Promise.all(queued)).map((r) => r.statusCode), [201, 201], 'slow, but accepted');
-    now = 400;
-    const refused = (await send('l-4').res);
-    t.equal(refused.statusCode, 503, 'a letter arriving while the queue stands is refused at once');
+    const queued = [send('l-1'), send('l-2')];
+    await waitFor('two letters at the commit', async () => intake.commit.queued === 2);
+    const refused = await send('l-3');
+    t.equal(refused.statusCode, 503, 'a third letter beyond the bound of two is refused at once');
     t.equal(refused.json().type, OVERLOADED);
     t.equal(refused.headers['retry-after'], '1');
-    stalledBody.end(stalled.rest);
-    t.equal((await stalled.res).statusCode, 201, 'the letter already admitted is accepted');
-    t.equal((await send('l-5').res).statusCode, 201, 'with nothing left waiting, letters are taken again');
+    now = 300;
+    release();
+    t.same((await Promise.all(queued)).map((r) => r.statusCode), [201, 201], 'slow (300 ms on the clock), but accepted');
+    now = 400;
+    t.equal(intake.admission.limit, 1, 'the slow interval shrank the bound');
+    const held = intake.commit.pause();
+    const one = send('l-4');
+    await waitFor('one letter at the commit', async () => intake.commit.queued === 1);
+    t.equal((await send('l-5')).statusCode, 503, 'with the smaller bound the second one in flight is refused');
+    held();
+    t.equal((await one).statusCode, 201);
+    t.equal((await send('l-6')).statusCode, 201, 'with nothing in flight a letter is taken again');
     const written = await db.selectFrom('messages').select('sender_reference').where('sender_reference', 'like', 'l-%').orderBy('sender_reference').execute();
-    t.same(written.map((w) => w.sender_reference), ['l-1', 'l-2', 'l-3', 'l-5'], 'every accepted letter is written, the refused one is not');
+    t.same(written.map((w) => w.sender_reference), ['l-1', 'l-2', 'l-4', 'l-6'], 'every accepted letter is written, no refused one');
     const metrics = await svc.app.inject({ url: '/metrics' });
-    t.match(metrics.body, /ingestion_intake_shed_total\{reason="latency",service="ingestion"\} 1/);
+    t.match(metrics.body, /ingestion_intake_shed_total\{reason="latency",service="ingestion"\} 2/);
   });
 });
