@@ -31,6 +31,7 @@ import { freePort } from '../tests/harness/free-port.js';
 import { seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
 import { BODY_10KB } from './baseline.js';
 import { load, type LoadResult } from './lib/load.js';
+import { loadRun } from './lib/open-load.js';
 import { benchDatabase } from './lib/postgres.js';
 import { cpuMs, postgresCpuMs, writeSyscalls } from './lib/proc.js';
 import { CONTENT_TYPE, LETTER_TAIL, letterHead, PDF_10KB } from './lib/letter-body.js';
@@ -340,7 +341,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
     const body = Buffer.concat([letterHead(), PDF_10KB, LETTER_TAIL]);
     const intakeAt = (base: string) => (extra: { rate?: number; durationS?: number; connections?: number } = {}) =>
-      load({
+      loadRun({
         url: `${base}/v1/messages`,
         method: 'POST',
         body,
@@ -350,8 +351,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         ...extra,
       });
 
-    const ingestion = await startIngestion(pg.url, pg.dataDir, dataDir, 'bench_intake');
-    try {
+    // BENCH_INTAKE=alone or =whole runs one half (e.g. while working on the service alone).
+    const parts = process.env.BENCH_INTAKE ?? 'alone,whole';
+    const ingestion = parts.includes('alone') ? await startIngestion(pg.url, pg.dataDir, dataDir, 'bench_intake') : undefined;
+    if (ingestion) try {
       const intake = intakeAt(ingestion.url);
       await intake({ durationS: 3 }); // warm-up
       const max = await measure(ingestion, () => intake());
@@ -376,11 +379,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       await ingestion.stop();
     }
 
-    const whole = await startWholeSystem();
-    try {
+    const whole = parts.includes('whole') ? await startWholeSystem() : undefined;
+    if (whole) try {
       const token2 = await issueDevToken(whole.dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
       const intake = (extra: { rate?: number; connections?: number; durationS?: number } = {}) =>
-        load({
+        loadRun({
           url: `${whole.url}/v1/messages`,
           method: 'POST',
           body,

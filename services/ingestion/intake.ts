@@ -84,13 +84,6 @@ const unwrap = (outcome: CommitOutcome): SubmitResult => {
 const overloaded = () =>
   new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has more letters waiting for their commit than it takes; retry shortly', {}, { 'retry-after': '1' });
 
-/** Letters up to this size (the whole request) feed the latency bound; larger ones are mostly transfer time. */
-const LATENCY_SIGNAL_MAX_BYTES = 1024 * 1024;
-
-/** 503 while the intake's queue stands above its latency target (see intake/admission.ts). */
-export const standingQueue = () =>
-  new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has as many letters in flight as it answers within its latency target; retry shortly', {}, { 'retry-after': '1' });
-
 /** The letter only: its route is signed per delivery, since it can change after sealing (docs/storage.md). */
 function manifestFor(letter: ParsedLetter, messageId: string): ManifestInput {
   const part = letter.valid.part;
@@ -216,8 +209,8 @@ export async function submitParsedLetter(ctx: IntakeContext, letter: ParsedLette
 }
 
 /**
- * POST /v1/messages: sender, key and content type, an upload slot (load shedding, per-client
- * bound), then the message part, then submitParsedLetter. The upload is under a watchdog
+ * POST /v1/messages, once admitted (intake/admit-hook.ts): sender, key and content type, an
+ * upload slot (per-client bound), then the message part, then submitParsedLetter. The upload is under a watchdog
  * (INTAKE_IDLE_TIMEOUT_MS, INTAKE_BODY_TIMEOUT_MS) until its documents have been read.
  */
 export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, org: string): Promise<SubmitResult> {
@@ -227,21 +220,13 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
   const key = request.headers['idempotency-key'];
   if (!isValidIdempotencyKey(key)) throw new Problem(ingestionProblems.IDEMPOTENCY_KEY_REQUIRED, 'Send an Idempotency-Key header, e.g. a UUID');
   if (!request.isMultipart()) throw new Problem(ingestionProblems.MULTIPART_REQUIRED, 'Send multipart/form-data: a `message` part, then the documents');
-  const ticket = intake.admission.enter();
-  if (ticket === undefined) {
-    intake.shed('latency');
-    throw standingQueue();
-  }
   let release: () => void;
   try {
     release = intake.slots.take(org);
   } catch (err) {
-    intake.admission.leave(ticket);
     intake.shed((err as Problem).statusCode === 429 ? 'client' : 'uploads');
     throw err;
   }
-  // Only small letters' times feed the latency bound (see intake/admission.ts).
-  const measured = Number(request.headers['content-length'] ?? Infinity) <= LATENCY_SIGNAL_MAX_BYTES;
   const watchdog = new UploadWatchdog(request.raw, config.INTAKE_IDLE_TIMEOUT_MS, config.INTAKE_BODY_TIMEOUT_MS);
   const read = () => {
     watchdog.stop();
@@ -255,6 +240,5 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
     return await submitParsedLetter(ctx, letter, { now, log: request.log });
   } finally {
     read();
-    intake.admission.leave(ticket, measured);
   }
 }

@@ -137,7 +137,7 @@ class Prober {
     const down = this.report(dependency, result);
     const before = this.last?.checks[dependency];
     if (!result.ok && !down && before?.ok) return before;
-    return { ok: result.ok, required: result.required, ...(result.detail === undefined ? {} : { detail: result.detail }) };
+    return shown(result);
   }
 
   private async runOnce(): Promise<void> {
@@ -153,9 +153,13 @@ class Prober {
         return this.migrated ? undefined : `pending: ${pending.join(', ')}`;
       }, true, ms),
     ]);
-    const strip = ({ ok, required, detail }: CheckResult): CheckResult => ({ ok, required, ...(detail === undefined ? {} : { detail }) });
-    this.last = { at: Date.now(), checks: { database: this.settle('database', database), queue: this.settle('queue', queue), migrations: strip(migrations) } };
+    this.last = { at: Date.now(), checks: { database: this.settle('database', database), queue: this.settle('queue', queue), migrations: shown(migrations) } };
   }
+}
+
+/** A check's result as readiness shows it (the probe's error stays in the logs). */
+function shown({ ok, required, detail }: CheckResult): CheckResult {
+  return { ok, required, ...(detail === undefined ? {} : { detail }) };
 }
 
 function statusOf(checks: Checks): 'ready' | 'degraded' | 'not-ready' {

@@ -105,7 +105,10 @@ export function problemFor(error: FastifyError, request: FastifyRequest, opts: E
     const consumes = (request.routeOptions.schema as { consumes?: readonly string[] } | undefined)?.consumes;
     problem = new Problem(own ?? problem.problemType, problem.detail, { ...problem.extensions, accepted: [...(consumes ?? ['application/json'])] }, problem.headers);
   }
-  if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+  // A 503 we raise ourselves (load shedding, a dependency we know is down) is a refusal the
+  // client is told to retry, not a failure: at three times capacity it happens thousands of times
+  // a second, and a stack per refusal would cost more CPU than the letters (metrics count them).
+  if (problem.statusCode >= 500 && !(error instanceof Problem && problem.statusCode === 503)) request.log.error({ err: error }, 'request failed');
   else request.log.info({ code: problem.problemType.code }, 'request rejected');
   return problem;
 }

@@ -9,12 +9,23 @@
  * under the target and the bound was reached, it grows by a tenth. A letter beyond the bound is
  * refused at once (503 + Retry-After). By Little's law the bound is what keeps latency flat:
  * in flight = throughput x latency, and throughput no longer grows once the machine is busy.
+ *
+ * The sojourn starts when a request is admitted, so it cannot see the time a request waited
+ * before that: in the kernel's socket buffer and the HTTP parser, behind a saturated event loop.
+ * At three times capacity that wait is most of the latency, and refusing costs event-loop time
+ * too, so when letters were refused in an interval in which the loop was busy more than
+ * `maxBusy` of the time (event-loop utilization), the bound shrinks as well: the loop keeps slack
+ * to refuse promptly and to read admitted letters as they arrive.
  */
 export interface AdmissionOptions {
   /** Target for the fastest sojourn (admission to answer) of an interval, ms; 0 turns the bound off. */
   targetMs: number;
   /** Length of one observation interval, ms. */
   intervalMs: number;
+  /** Share (0..1) of an interval the event loop may be busy before the bound shrinks; 0 or absent: not watched. */
+  maxBusy?: number;
+  /** The event loop's busy share since the last call (default: performance.eventLoopUtilization). */
+  busy?: () => number;
   /** Bound at start, and never more than `maxLimit` nor less than `minLimit`. */
   initialLimit?: number;
   minLimit?: number;
@@ -31,9 +42,13 @@ export class Admission {
   private fastest = Infinity;
   /** Whether the bound was reached during this interval (only then may it grow). */
   private boundReached = false;
+  /** Whether a letter was refused during this interval. */
+  private refused = false;
   private inside = 0;
+  private readonly busy: (() => number) | undefined;
 
   constructor(private readonly opts: AdmissionOptions) {
+    if (opts.maxBusy) this.busy = opts.busy ?? loopUtilization();
     this.now = opts.now ?? (() => performance.now());
     this.min = Math.max(1, opts.minLimit ?? 4);
     this.max = Math.max(this.min, opts.maxLimit ?? 1024);
@@ -62,6 +77,7 @@ export class Admission {
     if (this.opts.targetMs > 0) {
       if (this.inside >= this.limit) {
         this.boundReached = true;
+        this.refused = true;
         return undefined;
       }
       if (this.inside + 1 >= this.bound) this.boundReached = true;
@@ -87,12 +103,28 @@ export class Admission {
   private roll(): void {
     const t = this.now();
     if (t - this.intervalStart < this.opts.intervalMs) return;
-    if (this.fastest !== Infinity) {
-      if (this.fastest > this.opts.targetMs) this.bound = Math.max(this.min, Math.floor(this.bound * 0.75));
+    // Only while letters are being refused: a loop kept busy by letters under the bound (a
+    // closed-loop client at full speed) is doing its work, not queueing requests.
+    const busy = this.busy?.() ?? 0;
+    const saturated = this.refused && busy > this.opts.maxBusy!;
+    if (this.fastest !== Infinity || saturated) {
+      if (saturated || this.fastest > this.opts.targetMs) this.bound = Math.max(this.min, Math.floor(this.bound * 0.75));
       else if (this.boundReached) this.bound = Math.min(this.max, this.bound + Math.max(1, Math.ceil(this.bound / 10)));
     }
     this.fastest = Infinity;
     this.boundReached = false;
+    this.refused = false;
     this.intervalStart = t;
   }
+}
+
+/** The event loop's utilization since the previous call (Node's own measure: busy time over elapsed time). */
+function loopUtilization(): () => number {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const delta = performance.eventLoopUtilization(now, last);
+    last = now;
+    return delta.utilization;
+  };
 }

@@ -70,7 +70,13 @@ export function createIntakeBatches(deps: ServiceDeps, metrics?: Registry): Inta
     lookup,
     commit,
     slots: new UploadSlots(config.INTAKE_UPLOADS_MAX, config.INTAKE_UPLOADS_PER_CLIENT),
-    admission: new Admission({ targetMs: config.INTAKE_TARGET_LATENCY_MS, intervalMs: config.INTAKE_LATENCY_INTERVAL_MS, minLimit: 16, maxLimit: config.INTAKE_UPLOADS_MAX }),
+    admission: new Admission({
+      targetMs: config.INTAKE_TARGET_LATENCY_MS,
+      intervalMs: config.INTAKE_LATENCY_INTERVAL_MS,
+      maxBusy: config.INTAKE_MAX_BUSY_PERCENT / 100,
+      minLimit: 32,
+      maxLimit: config.INTAKE_UPLOADS_MAX,
+    }),
     shed: (reason) => shedCounter.inc({ reason }),
     batchSizes,
   };

@@ -4,6 +4,7 @@ import { BEARER_SECURITY, clientOf, requireClient } from '../../../shared/auth/g
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { ALLOWED_MIME_TYPES } from '../documents.js';
 import { DOCUMENT_FIELD, submitLetter } from '../intake.js';
+import { admitLetter, leaveAdmission } from '../intake/admit-hook.js';
 import { LetterPartSchema, submitBatch } from '../bulk.js';
 import { cancelMessage } from '../cancel.js';
 import { listMessages, messageStatus, type MessageQuery, type MessageStatus as Status } from '../status.js';
@@ -97,7 +98,8 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
   app.post(
     '/v1/messages',
     {
-      onRequest: requireClient(SCOPES.send),
+      // Admission first: a refusal under overload costs no token check and reads no body.
+      onRequest: [admitLetter(opts.intake), requireClient(SCOPES.send)],
       config: { unsupportedMediaType: ingestionProblems.MULTIPART_REQUIRED },
       // The body is a stream read part by part (never buffered); the schema documents it and
       // the handler validates each part itself.
@@ -127,7 +129,12 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
     },
     async (request, reply) => {
       const client = clientOf(request);
-      const result = await submitLetter(opts, request, client.org);
+      let result;
+      try {
+        result = await submitLetter(opts, request, client.org);
+      } finally {
+        leaveAdmission(request);
+      }
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       reply.header('location', `/v1/messages/${String(result.body.id)}`);
       return reply.code(result.status).send(result.body);

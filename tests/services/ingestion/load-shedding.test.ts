@@ -120,6 +120,31 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     t.ok([off.enter(), off.enter(), off.enter()].every((x) => x !== undefined), 'INTAKE_TARGET_LATENCY_MS=0: no bound');
   });
 
+  t.test('a saturated event loop shrinks the bound while letters are refused, even when admitted letters are fast', async (t) => {
+    // Control point: the loop's busy share per interval is the test's.
+    now = 0;
+    let busy = 0.99;
+    const a = new Admission({ targetMs: 50, intervalMs: 100, initialLimit: 8, minLimit: 2, maxLimit: 20, maxBusy: 0.9, busy: () => busy, now: clock });
+    const closedLoop = Array.from({ length: 8 }, () => a.enter()!);
+    now = 10;
+    for (const ticket of closedLoop) a.leave(ticket); // fast, and none refused
+    now = 100;
+    t.equal(a.limit, 9, 'a busy loop whose letters all fit under the bound is doing its work: the bound grows as usual');
+    const tickets = Array.from({ length: 9 }, () => a.enter()!);
+    t.equal(a.enter(), undefined, 'one refused');
+    now = 110;
+    for (const ticket of tickets) a.leave(ticket); // 10 ms: fast once admitted
+    now = 200;
+    t.equal(a.limit, 6, 'refusing while the loop was busy 99 % of the interval: it shrinks by a quarter although answers were fast');
+    busy = 0.5;
+    const again = Array.from({ length: 6 }, () => a.enter()!);
+    t.equal(a.enter(), undefined);
+    now = 210;
+    for (const ticket of again) a.leave(ticket);
+    now = 300;
+    t.equal(a.limit, 7, 'with slack in the loop and fast answers it grows again');
+  });
+
   t.test('through POST /v1/messages: 503 + Retry-After beyond the bound, every accepted letter written', async (t) => {
     const svc = await testService(t, service, { env: { INTAKE_BATCH_WINDOW_MS: '0' } });
     const db = svc.deps.db.kysely;
@@ -144,6 +169,8 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     t.equal(refused.statusCode, 503, 'a third letter beyond the bound of two is refused at once');
     t.equal(refused.json().type, OVERLOADED);
     t.equal(refused.headers['retry-after'], '1');
+    const forged = await svc.app.inject({ method: 'POST', url: '/v1/messages', headers: { authorization: 'Bearer not-a-token', 'content-type': 'multipart/form-data; boundary=x' }, payload: 'x' });
+    t.equal(forged.statusCode, 503, 'the refusal comes before the token is checked (it costs no verification)');
     now = 300;
     release();
     t.same((await Promise.all(queued)).map((r) => r.statusCode), [201, 201], 'slow (300 ms on the clock), but accepted');
@@ -156,9 +183,23 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     held();
     t.equal((await one).statusCode, 201);
     t.equal((await send('l-6')).statusCode, 201, 'with nothing in flight a letter is taken again');
+    // Requests refused after admission (no token, a forged one, not multipart, no key) give their place back.
+    const refusedLater = [
+      { payload: 'x' },
+      { headers: { authorization: 'Bearer forged' }, payload: 'x' },
+      { headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': newKey() }, payload: '{}' },
+      { headers: { authorization: `Bearer ${token}`, 'content-type': 'multipart/form-data; boundary=x' }, payload: 'x' },
+    ];
+    const statuses: number[] = [];
+    for (const request of refusedLater) {
+      statuses.push((await svc.app.inject({ method: 'POST', url: '/v1/messages', ...request })).statusCode);
+      await waitFor('the refused request has left the bound', async () => intake.admission.inFlight === 0);
+    }
+    t.same(statuses, [401, 401, 415, 400], 'each one admitted (the bound of one was free) and refused on its own merits');
+    t.equal((await send('l-7')).statusCode, 201, 'the bound of one is free again for a letter');
     const written = await db.selectFrom('messages').select('sender_reference').where('sender_reference', 'like', 'l-%').orderBy('sender_reference').execute();
-    t.same(written.map((w) => w.sender_reference), ['l-1', 'l-2', 'l-4', 'l-6'], 'every accepted letter is written, no refused one');
+    t.same(written.map((w) => w.sender_reference), ['l-1', 'l-2', 'l-4', 'l-6', 'l-7'], 'every accepted letter is written, no refused one');
     const metrics = await svc.app.inject({ url: '/metrics' });
-    t.match(metrics.body, /ingestion_intake_shed_total\{reason="latency",service="ingestion"\} 2/);
+    t.match(metrics.body, /ingestion_intake_shed_total\{reason="latency",service="ingestion"\} 3/);
   });
 });

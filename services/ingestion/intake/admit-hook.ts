@@ -1,0 +1,47 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Problem } from '../../../shared/errors/problem.js';
+import { ingestionProblems } from '../problems.js';
+import type { IntakeBatches } from './batches.js';
+
+/** Letters up to this size (the whole request) feed the latency bound; larger ones are mostly transfer time. */
+const LATENCY_SIGNAL_MAX_BYTES = 1024 * 1024;
+
+/** 503 while the intake's queue stands above its latency target (see admission.ts). */
+export const standingQueue = () =>
+  new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has as many letters in flight as it answers within its latency target; retry shortly', {}, { 'retry-after': '1' });
+
+/** Gives an admitted request's place back (once, whichever of handler and connection ends first). */
+const admitted = new WeakMap<FastifyRequest, () => void>();
+
+/**
+ * The first onRequest hook of a letter route: admits the request under the adaptive bound
+ * (admission.ts) or refuses it with 503 before anything else is done for it. At three times
+ * capacity most requests are refused, so a refusal must cost next to nothing: it comes before the
+ * token check and before a byte of the body is read (the unread body is discarded by Node and the
+ * connection kept, see shared/app/unread-body.ts). The place is given back when the handler
+ * ends (`leaveAdmission`) or, for a request that never reaches it (no token, 415, a client gone),
+ * when its connection's response closes.
+ */
+export function admitLetter(intake: IntakeBatches) {
+  return async function admit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const ticket = intake.admission.enter();
+    if (ticket === undefined) {
+      intake.shed('latency');
+      throw standingQueue();
+    }
+    const measured = Number(request.headers['content-length'] ?? Infinity) <= LATENCY_SIGNAL_MAX_BYTES;
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      intake.admission.leave(ticket, measured);
+    };
+    admitted.set(request, leave);
+    reply.raw.once('close', leave);
+  };
+}
+
+/** The handler is done with an admitted request (its answer is decided). */
+export function leaveAdmission(request: FastifyRequest): void {
+  admitted.get(request)?.();
+}
