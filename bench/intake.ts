@@ -310,6 +310,7 @@ function row(scenario: string, m: Measured, baselinePerSec: number, opts: { offe
     'batch max': m.batchMax,
     answers: statusText(m.load.statuses),
     'lost (201 not in DB)': Math.max(0, m.accepted - m.written),
+    ...('generatorCpuShare' in m.load ? { 'load generator CPU (cores)': m.load.generatorCpuShare as number } : {}),
   };
 }
 
