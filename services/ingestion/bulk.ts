@@ -7,7 +7,7 @@ import { Type } from 'typebox';
 import { commonProblems, Problem, type ProblemBody } from '../../shared/errors/problem.js';
 import { isValidIdempotencyKey } from './idempotency.js';
 import { requireActiveSender, submitParsedLetter, validateMessage, type DeclaredDocument, type DocumentSource, type IntakeContext, type IntakeLog, type SubmitResult } from './intake.js';
-import { DocumentGuard, type SizeBudget } from './documents.js';
+import { checkDocumentData, DocumentGuard, type SizeBudget } from './documents.js';
 import { standingQueue } from './intake/admit-hook.js';
 import type { DocumentInput } from '../../shared/crypto/asice.js';
 import type { SenderInfo } from '../../shared/registry/recipients.js';
@@ -169,6 +169,11 @@ export function bufferedDocuments(declared: readonly DeclaredDocument[], files: 
         failure.err ??= err;
         throw err;
       }
+    },
+    async whole(budget: SizeBudget) {
+      const out = declared.map((doc, i) => checkDocumentData(doc.name, doc.mime, [fileOf(i)], budget));
+      noMore();
+      return out;
     },
     async hashed(budget: SizeBudget) {
       const out = declared.map((doc, i) => {

@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import type { DocumentData } from '../../shared/crypto/asice.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { ownValue } from '../../shared/runtime/own-key.js';
 import { ingestionProblems } from './problems.js';
@@ -75,10 +76,12 @@ export interface SizeBudget {
 }
 
 /**
- * Passes a document through unchanged while checking it: its first bytes against the declared
- * type, text types for NUL bytes, and the letter's size budget. Fails with a Problem.
+ * The checks of one document, fed its bytes in order: its first bytes against the declared type,
+ * text types for NUL bytes, and the letter's size budget. Each call answers the Problem that
+ * fails the document, if any; shared by the streaming guard and the in-memory path so both fail
+ * the same letter with the same problem.
  */
-export class DocumentGuard extends Transform {
+export class DocumentCheck {
   private head: Buffer[] = [];
   private headBytes = 0;
   private checked = false;
@@ -89,7 +92,6 @@ export class DocumentGuard extends Transform {
     private readonly mime: string,
     private readonly budget: SizeBudget,
   ) {
-    super();
     this.type = documentType(mime);
   }
 
@@ -97,36 +99,67 @@ export class DocumentGuard extends Transform {
     return new Problem(ingestionProblems.DOCUMENT_CONTENT_MISMATCH, `document ${JSON.stringify(this.name)} ${why}`, { document: this.name });
   }
 
-  private check(): Problem | undefined {
+  /** The first bytes, once they are all in (then handed back to be passed on), or a problem. */
+  private sniff(): Problem | Buffer {
     const head = Buffer.concat(this.head, this.headBytes);
     this.checked = true;
     this.head = [];
     if (head.length === 0) return this.mismatch('is empty');
     if (!this.type.sniff(head, this.mime)) return this.mismatch(`does not look like ${this.mime}`);
-    this.push(head);
-    return undefined;
+    return head;
+  }
+
+  /**
+   * One chunk: a problem, or what may pass on now (`chunk`, the held first bytes once there are
+   * enough to sniff, or nothing while they are still being gathered).
+   */
+  chunk(chunk: Buffer): Problem | Buffer | undefined {
+    this.budget.used += chunk.length;
+    if (this.budget.used > this.budget.max) return new Problem(ingestionProblems.LETTER_TOO_LARGE, `the documents exceed ${this.budget.max} bytes`, { limit: this.budget.max });
+    if (this.type.text && chunk.includes(0)) return this.mismatch('is declared as text but contains NUL bytes');
+    if (this.checked) return chunk;
+    this.head.push(chunk);
+    this.headBytes += chunk.length;
+    return this.headBytes >= SNIFF_BYTES ? this.sniff() : undefined;
+  }
+
+  /** The end of the document: a problem, or the held first bytes of a short one. */
+  end(): Problem | Buffer | undefined {
+    return this.checked ? undefined : this.sniff();
+  }
+}
+
+/** Passes a document through unchanged while it passes its DocumentCheck; fails with the Problem. */
+export class DocumentGuard extends Transform {
+  private readonly check: DocumentCheck;
+
+  constructor(name: string, mime: string, budget: SizeBudget) {
+    super();
+    this.check = new DocumentCheck(name, mime, budget);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.budget.used += chunk.length;
-    if (this.budget.used > this.budget.max) {
-      cb(new Problem(ingestionProblems.LETTER_TOO_LARGE, `the documents exceed ${this.budget.max} bytes`, { limit: this.budget.max }));
-      return;
-    }
-    if (this.type.text && chunk.includes(0)) {
-      cb(this.mismatch('is declared as text but contains NUL bytes'));
-      return;
-    }
-    if (this.checked) {
-      cb(null, chunk);
-      return;
-    }
-    this.head.push(chunk);
-    this.headBytes += chunk.length;
-    cb(this.headBytes >= SNIFF_BYTES ? this.check() : undefined);
+    const out = this.check.chunk(chunk);
+    if (out instanceof Problem) cb(out);
+    else cb(null, out);
   }
 
   override _flush(cb: TransformCallback): void {
-    cb(this.checked ? undefined : this.check());
+    const out = this.check.end();
+    if (out instanceof Problem) return cb(out);
+    if (out) this.push(out);
+    cb();
   }
+}
+
+/** Checks a document already in memory (as DocumentGuard would while streaming it). */
+export function checkDocumentData(name: string, mime: string, chunks: readonly Buffer[], budget: SizeBudget): DocumentData {
+  const check = new DocumentCheck(name, mime, budget);
+  for (const chunk of chunks) {
+    const out = check.chunk(chunk);
+    if (out instanceof Problem) throw out;
+  }
+  const out = check.end();
+  if (out instanceof Problem) throw out;
+  return { name, mime, data: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
 }

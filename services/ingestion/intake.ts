@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { ServiceDeps } from '../../shared/app/deps.js';
 import { QueueFull } from '../../shared/batch/group.js';
-import { PackageError, type ManifestInput, type PrintInstructions } from '../../shared/crypto/asice.js';
+import { PackageError, type DocumentData, type ManifestInput, type PrintInstructions } from '../../shared/crypto/asice.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { findSender, type SenderInfo } from '../../shared/registry/recipients.js';
 import type { StorageContext } from '../../shared/storage/context.js';
-import { sealPackage, type SealedPackage } from '../../shared/storage/packages.js';
+import { sealPackage, sealPackageInMemory, type SealedPackage } from '../../shared/storage/packages.js';
 import type { SizeBudget } from './documents.js';
 import { findAnswer, isValidIdempotencyKey, requestFingerprint } from './idempotency.js';
 import type { IntakeBatches } from './intake/batches.js';
@@ -115,7 +115,17 @@ async function sealDocuments(storage: StorageContext, letter: ParsedLetter, mani
   }
 }
 
-function sealedLetter(letter: ParsedLetter, ids: { messageId: string; deliveryId: string }, route: Route, sealed: SealedPackage): SealedLetter {
+/** Seals documents read whole (see DocumentSource.whole); a bad document name is the client's. */
+async function sealInMemory(storage: StorageContext, letter: ParsedLetter, manifest: ManifestInput, documents: DocumentData[]): Promise<SealedPackage> {
+  try {
+    return await sealPackageInMemory(storage, { manifest, documents, deferWrite: true });
+  } catch (err) {
+    throw err instanceof PackageError ? partsError(err) : err;
+  }
+}
+
+/** `route` is left to the commit for a letter read whole without print details (see submitParsedLetter). */
+function sealedLetter(letter: ParsedLetter, ids: { messageId: string; deliveryId: string }, route: Route | undefined, sealed: SealedPackage): SealedLetter {
   const part = letter.valid.part;
   const notifications = part.notifications ? { ...part.notifications, repeatAfterDays: part.notifications.repeatAfterDays ?? [] } : null;
   return {
@@ -136,14 +146,6 @@ function sealedLetter(letter: ParsedLetter, ids: { messageId: string; deliveryId
     notifications: notifications ? JSON.stringify(notifications) : null,
     print: (part.print ?? null) as PrintInstructions | null,
     sealed,
-    body: {
-      id: ids.messageId,
-      route: route.route,
-      provider: { orgnr: route.providerOrgnr, name: route.providerName },
-      status: 'ACCEPTED',
-      senderReference: part.senderReference ?? null,
-      links: { self: `/v1/messages/${ids.messageId}`, receipts: '/v1/receipts' },
-    },
   };
 }
 
@@ -175,37 +177,59 @@ async function commitSealed(ctx: IntakeContext, letter: SealedLetter): Promise<S
 
 /**
  * A letter whose message part is read and valid, from the key check to the answer (the HTTP
- * intake, and anything else that submits letters, e.g. a bulk send):
+ * intake, and anything else that submits letters, e.g. a bulk send). Two ways, one commit:
  *
- * 1. lookup (batched with concurrent letters, one short statement, no transaction): the key's
- *    stored answer (then the documents are only hashed, and the answer replayed or 422), a
- *    letter with the same senderReference (409), the recipient (routing, 422);
- * 2. the documents stream through their checks into a package sealed in memory: no database
- *    connection is held while the client's bytes arrive;
- * 3. the group commit: with the letters that arrive meanwhile, in one transaction that checks
- *    key, senderReference and recipient again (see intake/commit.ts). 201 only after it.
+ * - **In memory** (the documents can be read whole: a small body, a bulk letter) and without
+ *   print details: the documents are read and checked, sealed in one go, and the group commit's
+ *   one lookup checks key, senderReference and recipient and routes the letter. No statement
+ *   runs before the commit.
+ * - **Streamed** (otherwise):
+ *   1. lookup (batched with concurrent letters, one short statement, no transaction): the key's
+ *      stored answer (then the documents are only hashed, and the answer replayed or 422), a
+ *      letter with the same senderReference (409), the recipient (routing, 422);
+ *   2. the documents stream through their checks into a package sealed in memory (or, past one
+ *      chunk, into the blob store): no database connection is held while the client's bytes
+ *      arrive;
+ *   3. the group commit checks key, senderReference and recipient again (see intake/commit.ts).
+ *
+ * 201 only after the commit.
  */
 export async function submitParsedLetter(ctx: IntakeContext, letter: ParsedLetter, opts: { now?: Date; log?: IntakeLog } = {}): Promise<SubmitResult> {
   const now = opts.now ?? ctx.deps.clock?.() ?? new Date();
+  const budget: SizeBudget = { used: 0, max: ctx.deps.config.MESSAGE_MAX_BYTES };
+  const ids = { messageId: letter.messageId ?? randomUUID(), deliveryId: randomUUID() };
+  let sealed: SealedPackage;
+  let route: Route | undefined;
+  if (letter.documents.whole && letter.valid.part.print === undefined) {
+    const documents = await letter.documents.whole(budget);
+    letter.onDocumentsRead?.();
+    sealed = await sealInMemory(ctx.storage, letter, manifestFor(letter, ids.messageId), documents);
+  } else {
+    const streamed = await lookUpAndStream(ctx, letter, ids.messageId, budget, now);
+    if ('replay' in streamed) return streamed.replay;
+    ({ sealed, route } = streamed);
+  }
+  const result = await commitSealed(ctx, sealedLetter(letter, ids, route, sealed));
+  if (!result.replayed) opts.log?.info({ messageId: ids.messageId, route: result.body.route, documents: sealed.manifest.documents.length, bytes: budget.used }, 'letter accepted');
+  return result;
+}
+
+/** The streamed way's steps 1 and 2: a replayed answer, or the letter routed and sealed. */
+async function lookUpAndStream(ctx: IntakeContext, letter: ParsedLetter, messageId: string, budget: SizeBudget, now: Date): Promise<{ replay: SubmitResult } | { sealed: SealedPackage; route: Route }> {
   const { valid } = letter;
   const part = valid.part;
-  const budget: SizeBudget = { used: 0, max: ctx.deps.config.MESSAGE_MAX_BYTES };
   const lockName = lockNameOf(letter.org, letter.key);
-  const senderReference = part.senderReference ?? null;
-  const first = await ctx.intake.lookup.add({ org: letter.org, key: letter.key, lockName, senderReference, personId: part.recipient.personId });
+  const first = await ctx.intake.lookup.add({ org: letter.org, key: letter.key, lockName, senderReference: part.senderReference ?? null, personId: part.recipient.personId });
   if (first.answer) {
     const hashed = await letter.documents.hashed(budget);
     letter.onDocumentsRead?.();
-    return unwrap(replayOrReuse(first.answer, requestFingerprint(valid.raw, hashed)));
+    return { replay: unwrap(replayOrReuse(first.answer, requestFingerprint(valid.raw, hashed))) };
   }
   if (first.dup) throw new Problem(ingestionProblems.DUPLICATE_SENDER_REFERENCE, 'senderReference is already used by another letter', { messageId: first.dup });
   const route = await routeRecipient(ctx.deps.db.kysely, recipientOf(first, part.recipient.personId, now), part.print !== undefined);
-  const ids = { messageId: letter.messageId ?? randomUUID(), deliveryId: randomUUID() };
-  const sealed = await sealDocuments(ctx.storage, letter, manifestFor(letter, ids.messageId), budget);
+  const sealed = await sealDocuments(ctx.storage, letter, manifestFor(letter, messageId), budget);
   letter.onDocumentsRead?.();
-  const result = await commitSealed(ctx, sealedLetter(letter, ids, route, sealed));
-  if (!result.replayed) opts.log?.info({ messageId: ids.messageId, route: route.route, documents: sealed.manifest.documents.length, bytes: budget.used }, 'letter accepted');
-  return result;
+  return { sealed, route };
 }
 
 /**
@@ -236,7 +260,8 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
     const now = deps.clock?.() ?? new Date();
     const parts = new Parts(request, watchdog);
     const valid = validateMessage(await readMessagePart(parts), { maxAttachments: config.MESSAGE_MAX_ATTACHMENTS, now });
-    const letter: ParsedLetter = { org, sender, key, valid, documents: multipartDocuments(parts, valid.documents), onDocumentsRead: read };
+    const inMemory = Number(request.headers['content-length']) <= config.INTAKE_IN_MEMORY_MAX_BYTES;
+    const letter: ParsedLetter = { org, sender, key, valid, documents: multipartDocuments(parts, valid.documents, { inMemory }), onDocumentsRead: read };
     return await submitParsedLetter(ctx, letter, { now, log: request.log });
   } finally {
     read();

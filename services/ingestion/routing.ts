@@ -21,16 +21,40 @@ export async function routeLetter(db: DbLike, personId: string, wantsPrint: bool
   return routeRecipient(db, (await findRecipients(db, [personId], { now, certificates: false })).get(personId)!, wantsPrint);
 }
 
+/** A registry state no route can fix (print neither). */
+function unknownRecipient(recipient: Recipient): Problem | undefined {
+  if (recipient.status === 'NOT_REGISTERED') return new Problem(ingestionProblems.INVALID_RECIPIENT, 'The registry does not know this person');
+  if (recipient.status === 'DELETED') return new Problem(ingestionProblems.RECIPIENT_DELETED, 'The person is deleted from the registry');
+  return undefined;
+}
+
+function noMailbox(recipient: Recipient): Problem {
+  if (recipient.reserved) return new Problem(ingestionProblems.RECIPIENT_RESERVED, 'The person has reserved against digital mail; add print details to send on paper');
+  return new Problem(ingestionProblems.NO_DIGITAL_MAILBOX, 'The person has no active digital mailbox; add print details to send on paper');
+}
+
+const digitalOf = (mailbox: NonNullable<ReturnType<typeof digitalMailbox>>): Route => ({
+  route: 'DIGITAL',
+  providerOrgnr: mailbox.providerOrgnr,
+  providerName: mailbox.providerName,
+  mailboxAddress: mailbox.address,
+});
+
+/** The route of a letter without print details, or the 422 that refuses it; reads nothing (the group commit routes with it). */
+export function digitalRoute(recipient: Recipient): Route | Problem {
+  const unknown = unknownRecipient(recipient);
+  if (unknown) return unknown;
+  const mailbox = digitalMailbox(recipient);
+  return mailbox ? digitalOf(mailbox) : noMailbox(recipient);
+}
+
 /** routeLetter for a recipient already looked up; reads the database only for a print route. */
 export async function routeRecipient(db: DbLike, recipient: Recipient, wantsPrint: boolean): Promise<Route> {
-  if (recipient.status === 'NOT_REGISTERED') throw new Problem(ingestionProblems.INVALID_RECIPIENT, 'The registry does not know this person');
-  if (recipient.status === 'DELETED') throw new Problem(ingestionProblems.RECIPIENT_DELETED, 'The person is deleted from the registry');
+  const unknown = unknownRecipient(recipient);
+  if (unknown) throw unknown;
   const mailbox = digitalMailbox(recipient);
-  if (mailbox) return { route: 'DIGITAL', providerOrgnr: mailbox.providerOrgnr, providerName: mailbox.providerName, mailboxAddress: mailbox.address };
-  if (!wantsPrint) {
-    if (recipient.reserved) throw new Problem(ingestionProblems.RECIPIENT_RESERVED, 'The person has reserved against digital mail; add print details to send on paper');
-    throw new Problem(ingestionProblems.NO_DIGITAL_MAILBOX, 'The person has no active digital mailbox; add print details to send on paper');
-  }
+  if (mailbox) return digitalOf(mailbox);
+  if (!wantsPrint) throw noMailbox(recipient);
   return printRoute(db);
 }
 
@@ -42,15 +66,12 @@ export async function routeRecipient(db: DbLike, recipient: Recipient, wantsPrin
  * recipient-changed, so the client's retry is routed and sealed afresh.
  */
 export function routeAtCommit(recipient: Recipient, route: Route, wantsPrint: boolean): Problem | undefined {
-  if (recipient.status === 'NOT_REGISTERED') return new Problem(ingestionProblems.INVALID_RECIPIENT, 'The registry does not know this person');
-  if (recipient.status === 'DELETED') return new Problem(ingestionProblems.RECIPIENT_DELETED, 'The person is deleted from the registry');
+  const unknown = unknownRecipient(recipient);
+  if (unknown) return unknown;
   const mailbox = digitalMailbox(recipient);
   if (route.route === 'PRINT') return undefined;
   if (mailbox && mailbox.providerOrgnr === route.providerOrgnr && mailbox.address === route.mailboxAddress) return undefined;
-  if (!mailbox && !wantsPrint) {
-    if (recipient.reserved) return new Problem(ingestionProblems.RECIPIENT_RESERVED, 'The person has reserved against digital mail; add print details to send on paper');
-    return new Problem(ingestionProblems.NO_DIGITAL_MAILBOX, 'The person has no active digital mailbox; add print details to send on paper');
-  }
+  if (!mailbox && !wantsPrint) return noMailbox(recipient);
   return new Problem(ingestionProblems.RECIPIENT_CHANGED, "The recipient's mailbox changed while the letter was being sent; send it again", {}, { 'retry-after': '1' });
 }
 

@@ -84,8 +84,26 @@ export class ZipWriter {
 
   /** An entry whose bytes are all known: sizes and CRC go in the local header. */
   file(name: string, data: Buffer, opts: { compress: boolean; level?: number }): Buffer {
-    const body = opts.compress ? deflateRawSync(data, { level: opts.level ?? 1 }) : data;
-    const entry = this.entry(name, 0, opts.compress ? 8 : 0);
+    return this.known(name, data, opts.compress ? 8 : 0, opts.compress ? deflateRawSync(data, { level: opts.level ?? 1 }) : data);
+  }
+
+  /**
+   * A document whose bytes are all in memory (a small letter): method 8 like a streamed one and
+   * compressed by the same rule, but with sizes and CRC in the local header (no data descriptor).
+   */
+  document(name: string, data: Buffer, level: number): Buffer {
+    const probe = level > 0 && data.length > 0 ? data.subarray(0, PROBE_BYTES) : null;
+    const probed = probe === null ? null : deflateRawSync(probe, { level });
+    const compress = probed !== null && probed.length < probe!.length * WORTH_COMPRESSING;
+    let body: Buffer;
+    if (!compress) body = Buffer.concat([storedBlocks(data), FINAL_STORED_BLOCK]);
+    else body = data.length <= PROBE_BYTES ? probed : deflateRawSync(data, { level });
+    if (data.length > MAX_32 || body.length > MAX_32) throw new ZipLimitError(`entry ${name} is larger than 4 GiB`);
+    return this.known(name, data, 8, body);
+  }
+
+  private known(name: string, data: Buffer, method: 0 | 8, body: Buffer): Buffer {
+    const entry = this.entry(name, 0, method);
     entry.crc = crc32(data);
     entry.size = data.length;
     entry.compressedSize = body.length;

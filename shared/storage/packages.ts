@@ -1,8 +1,8 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
-import { pipeline, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
-import { buildPackage, type DocumentInput, type Manifest, type ManifestInput } from '../crypto/asice.js';
+import { buildPackage, buildPackageInMemory, type DocumentData, type DocumentInput, type Manifest, type ManifestInput } from '../crypto/asice.js';
 import { PostgresBlobStore } from './blob-store.js';
 import type { StorageContext } from './context.js';
 
@@ -169,6 +169,47 @@ export async function sealPackage(ctx: StorageContext, input: SealInput): Promis
   } finally {
     dataKey.fill(0);
   }
+}
+
+/**
+ * sealPackage for documents already in memory (a small letter): the ZIP built in one go and
+ * encrypted with two cipher calls, no stream stage per document. A package whose ciphertext
+ * fits one chunk of the Postgres blob store is returned `pending` (deferWrite) or written by one
+ * statement; a larger one (or another blob store) goes through sealPackage's streamed write.
+ */
+export async function sealPackageInMemory(ctx: StorageContext, input: Omit<SealInput, 'documents'> & { documents: readonly DocumentData[] }): Promise<SealedPackage> {
+  const oneChunk = ctx.blobs instanceof PostgresBlobStore && ctx.blobs.db === ctx.db ? ctx.blobs.chunkBytes : 0;
+  const total = input.documents.reduce((n, d) => n + d.data.length, 0);
+  const streamed = () => sealPackage(ctx, { ...input, documents: input.documents.map((d) => ({ name: d.name, mime: d.mime, stream: Readable.from([d.data]) })) });
+  if (total >= oneChunk) return streamed();
+  const packageId = input.packageId ?? randomUUID();
+  const built = await buildPackageInMemory(input.manifest, input.documents, (json) => ctx.hub.sign(json, { detached: true, cty: 'application/json' }), {
+    compressionLevel: input.compressionLevel,
+  });
+  const dataKey = randomBytes(32);
+  const iv = randomBytes(16);
+  let data: Buffer;
+  let pending: PendingPackage;
+  try {
+    const { kekId, wrapped } = ctx.keyring.wrap(dataKey, dataKeyContext(packageId));
+    const cipher = createCipheriv('aes-256-cbc', dataKey, iv);
+    data = Buffer.concat([cipher.update(built.zip), cipher.final()]);
+    pending = { id: packageId, kekId, wrappedKey: wrapped, iv, zipSize: built.zip.length, ciphertextSize: data.length, data };
+  } finally {
+    dataKey.fill(0);
+  }
+  if (data.length > oneChunk) return streamed();
+  const sealed: SealedPackage = {
+    packageId,
+    manifest: built.manifest,
+    manifestSha256: createHash('sha256').update(built.manifestJson).digest('hex'),
+    zipSize: pending.zipSize,
+    ciphertextSize: data.length,
+    chunks: 1,
+  };
+  if (input.deferWrite) return { ...sealed, pending };
+  await writePendingPackage(ctx.db, pending);
+  return sealed;
 }
 
 export class PackageGoneError extends Error {

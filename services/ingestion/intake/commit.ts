@@ -10,7 +10,7 @@ import type { SealedPackage } from '../../../shared/storage/packages.js';
 import { EXPIRY_JOB, INGESTION_QUEUE, type ExpiryJob } from '../expiry.js';
 import type { StoredAnswer } from '../idempotency.js';
 import { ingestionProblems } from '../problems.js';
-import { routeAtCommit, type Route } from '../routing.js';
+import { digitalRoute, routeAtCommit, type Route } from '../routing.js';
 import { lookupSql, recipientOf, type LookupItem, type LookupRow } from './lookup.js';
 
 /** A letter read, routed and sealed, waiting for its batch. */
@@ -19,7 +19,8 @@ export interface SealedLetter extends LookupItem {
   messageId: string;
   deliveryId: string;
   wantsPrint: boolean;
-  route: Route;
+  /** Chosen before sealing, or (a letter read whole, without print details) at commit from the recipient as it is then. */
+  route?: Route;
   title: string;
   language: string;
   securityLevel: 3 | 4;
@@ -29,8 +30,21 @@ export interface SealedLetter extends LookupItem {
   notifications: string | null;
   print: PrintInstructions | null;
   sealed: SealedPackage;
-  /** The 201 answer, stored with the key. */
-  body: Record<string, unknown>;
+}
+
+/** A letter with its route, as written. */
+export type RoutedLetter = SealedLetter & { route: Route };
+
+/** The 201 answer, stored with the key. */
+export function answerOf(l: RoutedLetter): Record<string, unknown> {
+  return {
+    id: l.messageId,
+    route: l.route.route,
+    provider: { orgnr: l.route.providerOrgnr, name: l.route.providerName },
+    status: 'ACCEPTED',
+    senderReference: l.senderReference,
+    links: { self: `/v1/messages/${l.messageId}`, receipts: '/v1/receipts' },
+  };
 }
 
 export type CommitOutcome = { ok: true; body: Record<string, unknown>; replayed: boolean } | { ok: false; problem: Problem };
@@ -62,16 +76,17 @@ export function replayOrReuse(answer: StoredAnswer, requestHash: string): Commit
 }
 
 /** What the batch does with one letter, decided from its lookup row and the letters before it in the batch. */
-type Verdict = { write: true } | { write: false; outcome: CommitOutcome } | { write: false; sameAs: SealedLetter };
+type Verdict = { write: true; letter: RoutedLetter } | { write: false; outcome: CommitOutcome } | { write: false; sameAs: RoutedLetter };
 
 /**
  * Per letter, in the documented order: the key (a stored answer is replayed or 422; a key being
  * committed by another transaction is 409; a key taken by an earlier letter of this batch makes
  * this one its replay or 422), then the senderReference (409, also against earlier letters of
- * the batch), then the route (the recipient as it is now, see routeAtCommit).
+ * the batch), then the route: the one chosen before sealing checked against the recipient as it
+ * is now (routeAtCommit), or, for a letter not routed yet, chosen now (digitalRoute).
  */
 function judge(letters: readonly SealedLetter[], rows: readonly LookupRow[], now: Date): Verdict[] {
-  const keys = new Map<string, SealedLetter>();
+  const keys = new Map<string, RoutedLetter>();
   const refs = new Set<string>();
   return letters.map((l, i): Verdict => {
     const row = rows[i]!;
@@ -84,15 +99,18 @@ function judge(letters: readonly SealedLetter[], rows: readonly LookupRow[], now
     if (!row.locked) return { write: false, outcome: { ok: false, problem: inFlight() } };
     const ref = l.senderReference === null ? undefined : `${l.org}\u0000${l.senderReference}`;
     if (row.dup || (ref && refs.has(ref))) return { write: false, outcome: { ok: false, problem: duplicateReference(row.dup ?? undefined) } };
-    const problem = routeAtCommit(recipientOf(row, l.personId, now), l.route, l.wantsPrint);
+    const recipient = recipientOf(row, l.personId, now);
+    const route = l.route ?? digitalRoute(recipient);
+    const problem = route instanceof Problem ? route : l.route ? routeAtCommit(recipient, l.route, l.wantsPrint) : undefined;
     if (problem) return { write: false, outcome: { ok: false, problem } };
-    keys.set(l.lockName, l);
+    const routed = { ...l, route: route as Route };
+    keys.set(l.lockName, routed);
     if (ref) refs.add(ref);
-    return { write: true };
+    return { write: true, letter: routed };
   });
 }
 
-const deliveryOf = (l: SealedLetter): CreateDelivery => ({
+const deliveryOf = (l: RoutedLetter): CreateDelivery => ({
   id: l.deliveryId,
   messageId: l.messageId,
   senderOrgnr: l.org,
@@ -114,8 +132,8 @@ const deliveryOf = (l: SealedLetter): CreateDelivery => ({
  * expired answer under a key is taken over; a live one (a duplicate got there although this
  * batch held the key's lock, i.e. a lost lock) leaves a key unstored, and the count tells.
  */
-export function writeLettersSql(letters: readonly SealedLetter[], ctx: Pick<CommitContext, 'ttlHours' | 'expirySeconds'>) {
-  const col = <T>(f: (l: SealedLetter) => T) => sql.val(letters.map(f));
+export function writeLettersSql(letters: readonly RoutedLetter[], ctx: Pick<CommitContext, 'ttlHours' | 'expirySeconds'>) {
+  const col = <T>(f: (l: RoutedLetter) => T) => sql.val(letters.map(f));
   const jobs = letters.map((l) =>
     outboxRow({ queue: INGESTION_QUEUE, name: EXPIRY_JOB, data: { messageId: l.messageId, deliveryId: l.deliveryId } satisfies ExpiryJob, delayMs: ctx.expirySeconds * 1000 }),
   );
@@ -126,7 +144,7 @@ export function writeLettersSql(letters: readonly SealedLetter[], ctx: Pick<Comm
       insert into idempotency_keys (sender_orgnr, key, request_hash, message_id, response, expires_at)
       select org, key, hash, mid, response, now() + make_interval(hours => ${ctx.ttlHours}::int)
         from unnest(${col((l) => l.org)}::text[], ${col((l) => l.key)}::text[], ${col((l) => l.requestHash)}::text[],
-                    ${col((l) => l.messageId)}::uuid[], ${col((l) => JSON.stringify(l.body))}::jsonb[]) as x(org, key, hash, mid, response)
+                    ${col((l) => l.messageId)}::uuid[], ${col((l) => JSON.stringify(answerOf(l)))}::jsonb[]) as x(org, key, hash, mid, response)
       on conflict (sender_orgnr, key) do update
         set request_hash = excluded.request_hash, message_id = excluded.message_id, response = excluded.response,
             created_at = now(), expires_at = excluded.expires_at
@@ -152,14 +170,14 @@ export function writeLettersSql(letters: readonly SealedLetter[], ctx: Pick<Comm
 async function commitIn(run: Run, ctx: CommitContext, letters: readonly SealedLetter[]): Promise<CommitOutcome[]> {
   const rows = await run(lookupSql(letters, true));
   const verdicts = judge(letters, rows, ctx.now());
-  const writing = letters.filter((_, i) => verdicts[i]!.write);
+  const writing = verdicts.flatMap((v) => (v.write ? [v.letter] : []));
   if (writing.length > 0) {
     const [written] = await run(writeLettersSql(writing, ctx));
     if (written?.stored !== writing.length) throw new LostRace();
   }
-  return verdicts.map((v, i): CommitOutcome => {
-    if (v.write) return { ok: true, body: letters[i]!.body, replayed: false };
-    if ('sameAs' in v) return { ok: true, body: v.sameAs.body, replayed: true };
+  return verdicts.map((v): CommitOutcome => {
+    if (v.write) return { ok: true, body: answerOf(v.letter), replayed: false };
+    if ('sameAs' in v) return { ok: true, body: answerOf(v.sameAs), replayed: true };
     return v.outcome;
   });
 }

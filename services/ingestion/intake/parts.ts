@@ -3,9 +3,9 @@ import { pipeline, type Readable } from 'node:stream';
 import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import { findBadValue } from '../../../shared/app/input-guard.js';
-import type { DocumentInput } from '../../../shared/crypto/asice.js';
+import type { DocumentData, DocumentInput } from '../../../shared/crypto/asice.js';
 import { commonProblems, Problem } from '../../../shared/errors/problem.js';
-import { DocumentGuard, type SizeBudget } from '../documents.js';
+import { checkDocumentData, DocumentGuard, type SizeBudget } from '../documents.js';
 import { ingestionProblems } from '../problems.js';
 import type { DeclaredDocument } from './validate.js';
 import type { UploadWatchdog } from './uploads.js';
@@ -125,11 +125,37 @@ export interface DocumentSource {
   guarded(budget: SizeBudget, failure: { err?: unknown }): AsyncIterable<DocumentInput>;
   /** Each document's name, type and SHA-256, read and hashed, never stored. */
   hashed(budget: SizeBudget): Promise<{ name: string; mime: string; sha256: string }[]>;
+  /**
+   * The documents read whole into memory through the same checks as `guarded`, for a letter
+   * small enough to seal in one go (see submitParsedLetter); absent where a letter may be large.
+   */
+  whole?(budget: SizeBudget): Promise<DocumentData[]>;
 }
 
-/** The documents of a multipart request (the parts after the message part). */
-export function multipartDocuments(parts: Parts, docs: readonly DeclaredDocument[]): DocumentSource {
+/** A file part's bytes, as they arrived. */
+async function chunksOf(part: MultipartFile): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of part.file as AsyncIterable<Buffer>) chunks.push(chunk);
+  } catch (err) {
+    throw partsError(err);
+  }
+  return chunks;
+}
+
+/**
+ * The documents of a multipart request (the parts after the message part); `inMemory` when the
+ * body is known to be small (its Content-Length), so they may be read whole.
+ */
+export function multipartDocuments(parts: Parts, docs: readonly DeclaredDocument[], opts: { inMemory?: boolean } = {}): DocumentSource {
+  const whole = async (budget: SizeBudget): Promise<DocumentData[]> => {
+    const out: DocumentData[] = [];
+    for (const doc of docs) out.push(checkDocumentData(doc.name, doc.mime, await chunksOf(await documentPart(parts, doc)), budget));
+    await noMoreParts(parts);
+    return out;
+  };
   return {
+    ...(opts.inMemory ? { whole } : {}),
     async *guarded(budget, failure) {
       try {
         for (const doc of docs) {

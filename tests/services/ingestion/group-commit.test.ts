@@ -69,6 +69,29 @@ t.test('group commit', async (t) => {
     t.same(refused, [], 'nothing of the refused letter is written');
   });
 
+  await t.test('letters read in memory are routed by their commit: each unroutable recipient fails alone with its own 422, the rest commit', async (t) => {
+    const results = await oneBatch(t, [
+      () => send(letter({ senderReference: 'r-1' })),
+      () => send(letter({ senderReference: 'r-2', recipient: { personId: PERSONS.notRegistered } })),
+      () => send(letter({ senderReference: 'r-3', recipient: { personId: PERSONS.reserved } })),
+      () => send(letter({ senderReference: 'r-4', recipient: { personId: PERSONS.eboks } })),
+      () => send(letter({ senderReference: 'r-5', recipient: { personId: PERSONS.noMailbox } })),
+      () => send(letter({ senderReference: 'r-6', recipient: { personId: PERSONS.deleted } })),
+    ]);
+    t.same(results.map((r) => r.statusCode), [201, 422, 422, 201, 422, 422]);
+    t.same(
+      [1, 2, 4, 5].map((i) => results[i]!.json().type),
+      ['invalid-recipient', 'recipient-reserved', 'no-digital-mailbox', 'recipient-deleted'].map((slug) => `https://postbud.dev/problems/ingestion/${slug}`),
+    );
+    t.same([results[0]!.json().provider.name, results[3]!.json().provider.name], ['Digipost', 'e-Boks'], 'each routed to its own provider');
+    const ids = [0, 3].map((i) => results[i]!.json().id as string);
+    t.equal(await count('deliveries', ids), 2);
+    const refused = await db.selectFrom('messages').select('id').where('sender_reference', 'in', ['r-2', 'r-3', 'r-5', 'r-6']).execute();
+    t.same(refused, [], 'nothing of the refused letters is written');
+    const stored = await db.selectFrom('idempotency_keys').select('response').where('message_id', 'in', ids).execute();
+    t.same(stored.map((k) => (k.response as { route: string }).route).sort(), ['DIGITAL', 'DIGITAL'], 'the stored answers carry the route chosen at commit');
+  });
+
   await t.test('two requests with the same Idempotency-Key in one batch: one letter, the other gets its answer replayed', async (t) => {
     const key = newKey();
     const doc = PDF();

@@ -7,8 +7,15 @@ import { letter, multipart, newKey, PDF, PERSONS, seedRegistry, SENDER, type Fil
 
 const MAX = 200_000;
 
-t.test('malformed letters get a 4xx problem, never a 5xx, and leave nothing behind', async (t) => {
-  const svc = await testService(t, service, { env: { MESSAGE_MAX_BYTES: String(MAX), MESSAGE_MAX_ATTACHMENTS: '3' } });
+// Every case both ways a letter is read (docs/ingestion.md): whole, in memory (a small body, the
+// default here) and streamed (INTAKE_IN_MEMORY_MAX_BYTES=0): the same problem for the same fault.
+const WAYS = [
+  ['read in memory', {}],
+  ['streamed', { INTAKE_IN_MEMORY_MAX_BYTES: '0' }],
+] as const;
+
+for (const [way, env] of WAYS) t.test(`malformed letters get a 4xx problem, never a 5xx, and leave nothing behind (${way})`, async (t) => {
+  const svc = await testService(t, service, { env: { MESSAGE_MAX_BYTES: String(MAX), MESSAGE_MAX_ATTACHMENTS: '3', ...env } });
   const db = svc.deps.db.kysely;
   await seedRegistry(db);
   const token = await svc.token({ org: SENDER, scope: SCOPES.send });

@@ -5,7 +5,7 @@ import { PackageError } from '../../../shared/crypto/asice.js';
 import { PostgresBlobStore, type BlobStore } from '../../../shared/storage/blob-store.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { createDelivery, DeliveryInputError } from '../../../shared/storage/deliveries.js';
-import { decryptPackage, openPackageKey, PackageGoneError, sealPackage } from '../../../shared/storage/packages.js';
+import { decryptPackage, openPackageKey, PackageGoneError, sealPackage, sealPackageInMemory, writePendingPackage } from '../../../shared/storage/packages.js';
 import { testDeps } from '../../helpers/service.js';
 import { collect, docStream, manifestInput, unzip } from '../../services/storage/fixtures.js';
 
@@ -45,6 +45,36 @@ t.test('sealing', async (t) => {
     const row = await db.selectFrom('packages').selectAll().where('id', '=', sealed.packageId).executeTakeFirstOrThrow();
     t.match(row, { status: 'SEALED', kek_id: base.keyring.currentId, chunk_count: sealed.chunks });
     t.notSame(row.wrapped_key, null);
+  });
+
+  await t.test('a small letter sealed in memory: one chunk, written only with the letter, no plaintext; a larger one streams into chunks', async (t) => {
+    const before = await counts();
+    const marker = Buffer.from('PLAINTEXT-MARKER-0123456789');
+    const pdf = await collect(docStream(20_000, 3));
+    const documents = [
+      { name: 'brev.pdf', mime: 'application/pdf', data: pdf },
+      { name: 'marker.txt', mime: 'text/plain', data: Buffer.concat([marker, marker]) },
+    ];
+    const sealed = await sealPackageInMemory(base, { manifest: manifestInput(), documents, deferWrite: true });
+    t.same(await counts(), before, 'deferred: nothing written before the letter is');
+    t.ok(sealed.pending, 'the package and its one chunk wait for the letter');
+    t.equal(sealed.chunks, 1);
+    t.equal(sealed.ciphertextSize % 16, 0);
+    t.ok(sealed.ciphertextSize > sealed.zipSize && sealed.ciphertextSize <= sealed.zipSize + 16, 'CBC padding only');
+    t.same(sealed.manifest.documents[0], { name: 'brev.pdf', mime: 'application/pdf', size: pdf.length, sha256: createHash('sha256').update(pdf).digest('hex') });
+    t.notOk(sealed.pending!.data.includes(marker), 'the sealed bytes hold no plaintext');
+    await writePendingPackage(db, sealed.pending!);
+    const entries = await unzip(await collect(decryptPackage(base, sealed.packageId)));
+    t.same(entries.find((e) => e.name === 'brev.pdf')!.data, pdf);
+    t.same(entries.find((e) => e.name === 'marker.txt')!.data, Buffer.concat([marker, marker]));
+    const manifestJson = entries.find((e) => e.name === 'manifest.json')!.data;
+    t.equal(createHash('sha256').update(manifestJson).digest('hex'), sealed.manifestSha256, 'the recorded manifest hash is of the stored manifest');
+
+    const small = { ...base, blobs: new PostgresBlobStore(db, 8 * 1024, 3) };
+    const large = await sealPackageInMemory(small, { manifest: manifestInput(), documents, deferWrite: true });
+    t.notOk(large.pending, 'past one chunk the package is written as it is sealed');
+    t.ok(large.chunks > 1, `${large.chunks} chunks`);
+    t.same((await unzip(await collect(decryptPackage(small, large.packageId)))).find((e) => e.name === 'brev.pdf')!.data, pdf);
   });
 
   await t.test('bad input leaves nothing behind', async (t) => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { buildPackage, type DocumentInput } from '../../../shared/crypto/asice.js';
+import { buildPackage, buildPackageInMemory, type DocumentData, type DocumentInput } from '../../../shared/crypto/asice.js';
 import { collect, manifestInput, unzip } from '../../services/storage/fixtures.js';
 
 const run = promisify(execFile);
@@ -50,6 +50,30 @@ t.test('documents are always method 8; only those that compress are compressed',
   t.same((await unzip(stored)).map((e) => e.compressionMethod), [0, 8, 8, 8, 0, 0]);
 });
 
+const inMemory = async (documents: DocumentData[], compressionLevel?: number) =>
+  (await buildPackageInMemory(manifestInput(), documents, async () => 'header..signature', { compressionLevel })).zip;
+const inMemoryDocs = (): DocumentData[] => [
+  { name: 'vedtak.pdf', mime: 'application/pdf', data: incompressible },
+  { name: 'vedlegg æøå.txt', mime: 'text/plain', data: text },
+];
+
+t.test('a package built in memory has the entries, methods and bytes of a streamed one, with sizes in the local headers', async (t) => {
+  const streamed = await unzip(await pack(docs().slice(0, 2)));
+  const zip = await inMemory(inMemoryDocs());
+  const entries = await unzip(zip);
+  t.same(
+    entries.map((e) => [e.name, e.compressionMethod, e.data.length]),
+    streamed.map((e) => [e.name, e.compressionMethod, e.data.length]),
+  );
+  t.same(entries[1]!.data, incompressible);
+  t.same(entries[2]!.data, text);
+  t.equal(zip.readUInt16LE(zip.indexOf('vedtak.pdf') - 30 + 6) & 0x0008, 0, 'no data descriptor: sizes are known up front');
+  t.ok(zip.length < incompressible.length + text.length / 10, 'the random document is stored, the text compressed');
+  t.same((await unzip(await inMemory(inMemoryDocs(), 0))).map((e) => e.compressionMethod), [0, 8, 8, 0, 0], 'level 0 stores the documents in deflate stored blocks');
+  await t.rejects(inMemory([inMemoryDocs()[0]!, { ...inMemoryDocs()[0]! }]), /appears twice/, 'the name rules of a streamed package');
+  await t.rejects(inMemory([]), /at least one document/);
+});
+
 t.test("Java's ZipInputStream reads the package (data descriptors after deflated entries)", { skip: !existsSync('/usr/bin/java') && 'no java' }, async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'postbud-zip-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,4 +90,7 @@ public class Check { public static void main(String[] a) throws Exception {
   const lines = stdout.trim().split('\n');
   t.same(lines.slice(0, 4), ['mimetype 31', 'vedtak.pdf 300000', `vedlegg æøå.txt ${text.length}`, 'tom.txt 0']);
   t.equal(lines.length, 6);
+  writeFileSync(path.join(dir, 'm.zip'), await inMemory(inMemoryDocs()));
+  const built = await run('/usr/bin/java', [path.join(dir, 'Check.java'), path.join(dir, 'm.zip')]);
+  t.same(built.stdout.trim().split('\n').slice(0, 3), ['mimetype 31', 'vedtak.pdf 300000', `vedlegg æøå.txt ${text.length}`], 'and the one built in memory');
 });
