@@ -205,7 +205,7 @@ export async function submitBatch(ctx: IntakeContext, request: FastifyRequest, o
   const sender = await requireActiveSender(ctx.deps, org);
   // A batch is refused while a queue stands (its own duration is not a letter's sojourn, so it
   // is not measured), and its upload takes one of the intake's upload slots while it is read.
-  if (ctx.intake.admission.shedding) {
+  if (ctx.intake.admission.refusesNow()) {
     ctx.intake.shed('latency');
     throw standingQueue();
   }

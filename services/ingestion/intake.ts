@@ -15,7 +15,7 @@ import { lockNameOf, recipientOf } from './intake/lookup.js';
 import { multipartDocuments, Parts, partsError, readMessagePart, type DocumentSource } from './intake/parts.js';
 import { UploadWatchdog } from './intake/uploads.js';
 import { validateMessage, type ValidMessage } from './intake/validate.js';
-import { ingestionProblems } from './problems.js';
+import { ingestionProblems, intakeOverloaded } from './problems.js';
 import { routeRecipient, type Route } from './routing.js';
 
 export { validateMessage, type DeclaredDocument, type ValidMessage } from './intake/validate.js';
@@ -81,8 +81,6 @@ const unwrap = (outcome: CommitOutcome): SubmitResult => {
   return { status: 201, body: outcome.body, replayed: outcome.replayed };
 };
 
-const overloaded = () =>
-  new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has more letters waiting for their commit than it takes; retry shortly', {}, { 'retry-after': '1' });
 
 /** The letter only: its route is signed per delivery, since it can change after sealing (docs/storage.md). */
 function manifestFor(letter: ParsedLetter, messageId: string): ManifestInput {
@@ -164,7 +162,7 @@ async function commitSealed(ctx: IntakeContext, letter: SealedLetter): Promise<S
     if (err instanceof QueueFull) {
       ctx.intake.shed('queue');
       await dropUnwritten(ctx.storage, letter.sealed);
-      throw overloaded();
+      throw intakeOverloaded('The intake has more letters waiting for their commit than it takes');
     }
     if (!(err instanceof LostRace)) throw err;
     const winner = await findAnswer(ctx.deps.db.kysely, letter.org, letter.key);

@@ -1,4 +1,4 @@
-import { defineProblems } from '../../shared/errors/problem.js';
+import { defineProblems, Problem } from '../../shared/errors/problem.js';
 
 /** The ingestion service's problem types (RFC 9457 `type` = https://postbud.dev/problems/<slug>). */
 export const ingestionProblems = defineProblems('POSTBUD_INGESTION', {
@@ -57,3 +57,6 @@ export const ingestionProblems = defineProblems('POSTBUD_INGESTION', {
   NEXTMOVE_INVALID_FILTER: { slug: 'ingestion/nextmove-invalid-filter', status: 400, title: 'The subscription filter is not valid' },
   NEXTMOVE_PING_FAILED: { slug: 'ingestion/nextmove-ping-failed', status: 400, title: 'The push endpoint did not accept the ping event' },
 });
+
+/** 503 intake-overloaded with Retry-After: 1; `why` names the bound that refused the letter. */
+export const intakeOverloaded = (why: string): Problem => new Problem(ingestionProblems.INTAKE_OVERLOADED, `${why}; retry shortly`, {}, { 'retry-after': '1' });

@@ -61,21 +61,24 @@ export class Admission {
     return this.inside;
   }
 
-  /** The bound on letters in flight now. */
-  get limit(): number {
+  /** The bound on letters in flight now (closing the interval first if it has passed). */
+  currentLimit(): number {
     this.roll();
     return this.bound;
   }
 
-  /** Whether a new letter would be refused now. */
-  get shedding(): boolean {
-    return this.opts.targetMs > 0 && this.inside >= this.limit;
+  /** Whether a new letter would be refused now (closing the interval first if it has passed). */
+  refusesNow(): boolean {
+    if (this.opts.targetMs <= 0) return false;
+    this.roll();
+    return this.inside >= this.bound;
   }
 
   /** Admits a letter: its ticket (admission time) to give back with `leave`, or undefined when it must be refused. */
   enter(): number | undefined {
     if (this.opts.targetMs > 0) {
-      if (this.inside >= this.limit) {
+      this.roll();
+      if (this.inside >= this.bound) {
         this.boundReached = true;
         this.refused = true;
         return undefined;

@@ -1,14 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Problem } from '../../../shared/errors/problem.js';
-import { ingestionProblems } from '../problems.js';
+import { intakeOverloaded } from '../problems.js';
 import type { IntakeBatches } from './batches.js';
 
 /** Letters up to this size (the whole request) feed the latency bound; larger ones are mostly transfer time. */
 const LATENCY_SIGNAL_MAX_BYTES = 1024 * 1024;
 
 /** 503 while the intake's queue stands above its latency target (see admission.ts). */
-export const standingQueue = () =>
-  new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake has as many letters in flight as it answers within its latency target; retry shortly', {}, { 'retry-after': '1' });
+export const standingQueue = () => intakeOverloaded('The intake has as many letters in flight as it answers within its latency target');
 
 /** Gives an admitted request's place back (once, whichever of handler and connection ends first). */
 const admitted = new WeakMap<FastifyRequest, () => void>();

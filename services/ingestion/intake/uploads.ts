@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Problem } from '../../../shared/errors/problem.js';
-import { ingestionProblems } from '../problems.js';
+import { ingestionProblems, intakeOverloaded } from '../problems.js';
 
 /**
  * Bounds on letters being uploaded (read and sealed, before they join a batch): per process, so
@@ -26,7 +26,7 @@ export class UploadSlots {
   /** Takes a slot for `client` or throws; the returned function gives it back (once). */
   take(client: string): () => void {
     if (this.total >= this.max) {
-      throw new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake is taking as many letters as it can; retry shortly', {}, { 'retry-after': '1' });
+      throw intakeOverloaded('The intake is taking as many letters as it can');
     }
     const mine = this.perClient.get(client) ?? 0;
     if (mine >= this.maxPerClient) {

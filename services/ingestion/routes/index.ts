@@ -1,8 +1,7 @@
 import multipart from '@fastify/multipart';
 import underPressure from '@fastify/under-pressure';
 import type { FastifyPluginAsync } from 'fastify';
-import { Problem } from '../../../shared/errors/problem.js';
-import { ingestionProblems } from '../problems.js';
+import { ingestionProblems, intakeOverloaded } from '../problems.js';
 import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
 import { queueAdmin } from '../../../shared/app/queue-admin.js';
 import { INGESTION_QUEUE } from '../expiry.js';
@@ -42,7 +41,7 @@ const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
         retryAfter: 1,
         pressureHandler: () => {
           opts.intake.shed('pressure');
-          return Promise.reject(new Problem(ingestionProblems.INTAKE_OVERLOADED, 'The intake is too busy to take this letter now; retry shortly', {}, { 'retry-after': '1' }));
+          return Promise.reject(intakeOverloaded('The intake is too busy to take this letter now'));
         },
       });
     }

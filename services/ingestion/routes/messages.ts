@@ -101,8 +101,9 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
       // Admission first: a refusal under overload costs no token check and reads no body.
       onRequest: [admitLetter(opts.intake), requireClient(SCOPES.send)],
       config: { unsupportedMediaType: ingestionProblems.MULTIPART_REQUIRED },
-      // The body is a stream read part by part (never buffered); the schema documents it and
-      // the handler validates each part itself.
+      // The body is read part by part (a small letter's documents whole, a larger one's
+      // streamed; docs/ingestion.md); the schema documents it and the handler validates each
+      // part itself.
       validatorCompiler: () => () => true,
       schema: {
         summary: 'Send a letter',

@@ -93,29 +93,29 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     const first = Array.from({ length: 8 }, () => a.enter());
     t.ok(first.every((x) => x !== undefined), 'a burst up to the bound is admitted whole');
     t.equal(a.enter(), undefined, 'the next one is refused while 8 are in flight');
-    t.equal(a.shedding, true);
+    t.equal(a.refusesNow(), true);
     now = 30;
     for (const ticket of first) a.leave(ticket!); // fast: 30 ms
     now = 100;
-    t.equal(a.limit, 9, 'fast answers while the bound was reached: it grows by a tenth (at least one)');
+    t.equal(a.currentLimit(), 9, 'fast answers while the bound was reached: it grows by a tenth (at least one)');
     const slow = Array.from({ length: 9 }, () => a.enter()!);
     now = 400;
     for (const ticket of slow.slice(0, 8)) a.leave(ticket); // took 400 ms: a standing queue
     now = 500;
-    t.equal(a.limit, 6, 'even the fastest answer of the interval was over the target: it shrinks by a quarter');
+    t.equal(a.currentLimit(), 6, 'even the fastest answer of the interval was over the target: it shrinks by a quarter');
     t.equal(a.inFlight, 1);
     a.leave(slow[8]!);
     now = 600;
-    t.equal(a.limit, 4, 'and again while answers stay slow');
+    t.equal(a.currentLimit(), 4, 'and again while answers stay slow');
     now = 700;
-    t.equal(a.limit, 4, 'an interval without answers changes nothing');
+    t.equal(a.currentLimit(), 4, 'an interval without answers changes nothing');
     for (let i = 0; i < 5; i++) {
-      const tickets = Array.from({ length: a.limit }, () => a.enter()!);
+      const tickets = Array.from({ length: a.currentLimit() }, () => a.enter()!);
       now += 100;
       for (const ticket of tickets) a.leave(ticket); // took 100 ms: still over the target
     }
     now += 100;
-    t.equal(a.limit, 2, 'never under the minimum');
+    t.equal(a.currentLimit(), 2, 'never under the minimum');
     const off = new Admission({ targetMs: 0, intervalMs: 100, initialLimit: 1, now: clock });
     t.ok([off.enter(), off.enter(), off.enter()].every((x) => x !== undefined), 'INTAKE_TARGET_LATENCY_MS=0: no bound');
   });
@@ -129,20 +129,20 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     now = 10;
     for (const ticket of closedLoop) a.leave(ticket); // fast, and none refused
     now = 100;
-    t.equal(a.limit, 9, 'a busy loop whose letters all fit under the bound is doing its work: the bound grows as usual');
+    t.equal(a.currentLimit(), 9, 'a busy loop whose letters all fit under the bound is doing its work: the bound grows as usual');
     const tickets = Array.from({ length: 9 }, () => a.enter()!);
     t.equal(a.enter(), undefined, 'one refused');
     now = 110;
     for (const ticket of tickets) a.leave(ticket); // 10 ms: fast once admitted
     now = 200;
-    t.equal(a.limit, 6, 'refusing while the loop was busy 99 % of the interval: it shrinks by a quarter although answers were fast');
+    t.equal(a.currentLimit(), 6, 'refusing while the loop was busy 99 % of the interval: it shrinks by a quarter although answers were fast');
     busy = 0.5;
     const again = Array.from({ length: 6 }, () => a.enter()!);
     t.equal(a.enter(), undefined);
     now = 210;
     for (const ticket of again) a.leave(ticket);
     now = 300;
-    t.equal(a.limit, 7, 'with slack in the loop and fast answers it grows again');
+    t.equal(a.currentLimit(), 7, 'with slack in the loop and fast answers it grows again');
   });
 
   t.test('through POST /v1/messages: 503 + Retry-After beyond the bound, every accepted letter written', async (t) => {
@@ -175,7 +175,7 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     release();
     t.same((await Promise.all(queued)).map((r) => r.statusCode), [201, 201], 'slow (300 ms on the clock), but accepted');
     now = 400;
-    t.equal(intake.admission.limit, 1, 'the slow interval shrank the bound');
+    t.equal(intake.admission.currentLimit(), 1, 'the slow interval shrank the bound');
     const held = intake.commit.pause();
     const one = send('l-4');
     await waitFor('one letter at the commit', async () => intake.commit.queued === 1);
