@@ -40,8 +40,13 @@ export async function preparedTransaction<T>(pool: pg.Pool, kysely: Kysely<never
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query('begin');
+    // Not awaited: the client sends fn's first statement as soon as BEGIN is answered, from its
+    // socket handler, instead of after a turn of a busy event loop. A failed BEGIN fails that
+    // statement too.
+    const begun = client.query('begin');
+    begun.catch(() => undefined); // awaited below
     const out = await fn((q) => runOn(client, kysely, q));
+    await begun;
     await client.query('commit');
     return out;
   } catch (err) {
