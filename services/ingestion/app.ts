@@ -3,7 +3,7 @@ import type { ServiceDeps } from '../../shared/app/deps.js';
 import { createLogger } from '../../shared/logging/logger.js';
 import type { Background, ServiceModule } from '../../shared/runtime/service-module.js';
 import { storageContext } from '../../shared/storage/context.js';
-import { EXPIRY_JOB, expireDelivery, INGESTION_QUEUE, type ExpiryJob } from './expiry.js';
+import { EXPIRY_JOB, expireDelivery, INGESTION_QUEUE, startExpirySweep, type ExpiryJob } from './expiry.js';
 import { deleteExpiredKeys } from './idempotency.js';
 import { createIntakeBatches } from './intake/batches.js';
 import { registerQueueMetrics } from '../../shared/app/queue-admin.js';
@@ -32,12 +32,15 @@ export async function buildApp(deps: ServiceDeps): Promise<App> {
 }
 
 /**
- * Beside the API: the expiry worker (delayed jobs the intake wrote to the outbox), the receipt
- * webhook pusher, the next-move status pusher, and an hourly sweep of expired idempotency keys.
+ * Beside the API: the delivery expiry sweep (every EXPIRY_SWEEP_INTERVAL_MS, over
+ * `deliveries.expires_at`), the expiry worker for `expire-delivery` jobs queued before the sweep
+ * existed (nothing enqueues new ones), the receipt webhook pusher, the next-move status pusher,
+ * and an hourly sweep of expired idempotency keys.
  */
 export async function startBackground(deps: ServiceDeps): Promise<Background> {
   const log = deps.logger ?? createLogger('ingestion', deps.config.LOG_LEVEL);
   const storage = storageContext(deps);
+  // Only jobs an installation queued before the sweep: an upgrade must not lose them.
   const worker = deps.queues.worker<ExpiryJob>(
     INGESTION_QUEUE,
     async (job) => {
@@ -46,6 +49,12 @@ export async function startBackground(deps: ServiceDeps): Promise<Background> {
     },
     { concurrency: 4 },
   );
+  const expirySweep = startExpirySweep(deps.db, storage, {
+    intervalMs: deps.config.EXPIRY_SWEEP_INTERVAL_MS,
+    expirySeconds: deps.config.DELIVERY_EXPIRY_SECONDS,
+    logger: log,
+    clock: deps.clock,
+  });
   const pushOptions = {
     allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE,
     maxAttempts: deps.config.WEBHOOK_MAX_ATTEMPTS,
@@ -70,7 +79,7 @@ export async function startBackground(deps: ServiceDeps): Promise<Background> {
   return {
     async stop() {
       clearInterval(timer);
-      await Promise.all([worker.close(), pusher.stop(), nextMovePusher.stop()]);
+      await Promise.all([worker.close(), expirySweep.stop(), pusher.stop(), nextMovePusher.stop()]);
     },
   };
 }

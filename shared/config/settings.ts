@@ -205,6 +205,7 @@ export const settings = {
   INTAKE_IDLE_TIMEOUT_MS: setting('INTAKE_IDLE_TIMEOUT_MS', 'An upload that sends no byte for this long is answered 408 and its connection closed', '30000', asInt(10, 3_600_000)),
   INTAKE_BODY_TIMEOUT_MS: setting('INTAKE_BODY_TIMEOUT_MS', 'Longest time one letter upload may take in all before it is answered 408', '600000', asInt(10, 86_400_000)),
   DELIVERY_EXPIRY_SECONDS: setting('DELIVERY_EXPIRY_SECONDS', 'A delivery its provider has not acknowledged within this becomes EXPIRED (or goes to print when the letter has a print fallback)', '604800', asInt(1, 365 * 86_400)),
+  EXPIRY_SWEEP_INTERVAL_MS: setting('EXPIRY_SWEEP_INTERVAL_MS', 'How often each ingestion process sweeps for deliveries past their expiry (DELIVERY_EXPIRY_SECONDS; due ones taken with FOR UPDATE SKIP LOCKED, 100 a transaction, again at once while sweeps come back full)', '5000', asInt(10, 3_600_000)),
   WEBHOOK_ALLOW_PRIVATE: setting('WEBHOOK_ALLOW_PRIVATE', 'Development only: allow receipt webhooks on http:// and on loopback/private networks (SSRF protection off)', 'false', asBool),
   WEBHOOK_MAX_ATTEMPTS: setting('WEBHOOK_MAX_ATTEMPTS', 'Attempts to push one receipt before giving up (it stays available for pull)', '12', asInt(1, 100)),
   WEBHOOK_RETRY_BASE_MS: setting('WEBHOOK_RETRY_BASE_MS', 'First retry delay of a failed webhook push; doubles per attempt (capped at an hour)', '5000', asInt(10, 3_600_000)),

@@ -26,6 +26,11 @@ export interface CreateDelivery {
   print?: PrintInstructions | null;
   sealed: Pick<SealedPackage, 'packageId' | 'manifestSha256' | 'ciphertextSize' | 'manifest' | 'pending'>;
   /**
+   * The delivery expires this long after the transaction's now() (`expires_at`, taken by the
+   * ingestion service's expiry sweep while it is still READY); absent or null: it never expires.
+   */
+  expiresInSeconds?: number | null;
+  /**
    * The message was created in the caller's transaction and has no events yet: the SEALED event
    * is its first (seq 1), written with the delivery in one statement, without the chain lock.
    */
@@ -56,6 +61,7 @@ function deliveryParts(input: CreateDelivery) {
     package_id: input.sealed.packageId,
     package_size: input.sealed.ciphertextSize,
   };
+  const expiresIn = input.expiresInSeconds ?? null;
   const sealedEvent = {
     messageId: input.messageId,
     senderOrgnr: input.senderOrgnr,
@@ -69,14 +75,15 @@ function deliveryParts(input: CreateDelivery) {
       documents: input.sealed.manifest.documents.map((d) => ({ sha256: d.sha256, size: d.size })),
     },
   };
-  return { id, row, sealedEvent };
+  return { id, row, expiresIn, sealedEvent };
 }
 
 type DeliveryRow = ReturnType<typeof deliveryParts>['row'];
 
 /**
  * Deliveries of messages created in the caller's statement (`newMessage`), set-based: CTEs `p`
- * (the packages whose write was deferred), `c` (their one chunk each), `d` (the deliveries) and
+ * (the packages whose write was deferred), `c` (their one chunk each), `d` (the deliveries, with
+ * their `expires_at` from each one's expiresInSeconds and the statement's now()) and
  * `e` (each message's first event, SEALED, seq 1), to lead or join the caller's larger
  * statement. One array per column, so the text is the same for any number of deliveries (the
  * group commit prepares it once per connection).
@@ -85,6 +92,7 @@ export function newDeliveriesCtes(inputs: readonly CreateDelivery[]) {
   const parts = inputs.map(deliveryParts);
   const pending = inputs.map((i) => i.sealed.pending).filter((p): p is PendingPackage => p !== undefined);
   const col = <K extends keyof DeliveryRow>(k: K) => sql.val(parts.map((p) => p.row[k]));
+  const expiresIn = sql.val(parts.map((p) => p.expiresIn));
   const pcol = <K extends keyof PendingPackage>(k: K) => sql.val(pending.map((p) => p[k]));
   const events = parts.map((p) => firstEvent(p.sealedEvent));
   const wrapped = byteaColumn(pending.map((p) => p.wrappedKey));
@@ -102,11 +110,15 @@ export function newDeliveriesCtes(inputs: readonly CreateDelivery[]) {
     select id, 0, ${data.element('data')} from unnest(${pcol('id')}::uuid[], ${data.offsets}, ${data.lengths}) as x(id, data_off, data_len)),
   d as (
     insert into deliveries (id, message_id, sender_orgnr, person_id, route, provider_orgnr, mailbox_address, title, security_level,
-                            available_at, print_instructions, package_id, package_size)
-    select * from unnest(${col('id')}::uuid[], ${col('message_id')}::uuid[], ${col('sender_orgnr')}::text[], ${col('person_id')}::text[],
-                         ${col('route')}::text[], ${col('provider_orgnr')}::text[], ${col('mailbox_address')}::text[], ${col('title')}::text[],
-                         ${col('security_level')}::smallint[], ${col('available_at')}::timestamptz[], ${col('print_instructions')}::jsonb[],
-                         ${col('package_id')}::uuid[], ${col('package_size')}::bigint[])),
+                            available_at, print_instructions, package_id, package_size, expires_at)
+    select id, message_id, sender_orgnr, person_id, route, provider_orgnr, mailbox_address, title, security_level,
+           available_at, print_instructions, package_id, package_size, now() + make_interval(secs => expires_in)
+      from unnest(${col('id')}::uuid[], ${col('message_id')}::uuid[], ${col('sender_orgnr')}::text[], ${col('person_id')}::text[],
+                  ${col('route')}::text[], ${col('provider_orgnr')}::text[], ${col('mailbox_address')}::text[], ${col('title')}::text[],
+                  ${col('security_level')}::smallint[], ${col('available_at')}::timestamptz[], ${col('print_instructions')}::jsonb[],
+                  ${col('package_id')}::uuid[], ${col('package_size')}::bigint[], ${expiresIn}::int[])
+           as x(id, message_id, sender_orgnr, person_id, route, provider_orgnr, mailbox_address, title, security_level,
+                available_at, print_instructions, package_id, package_size, expires_in)),
   e as (${insertFirstEventsSql(events.map((e) => e.row))})`;
   return { ctes, created: parts.map((p, i) => ({ id: p.id, seq: events[i]!.seq })) };
 }
@@ -122,9 +134,10 @@ export async function createDelivery(trx: Transaction<Database> | Kysely<Databas
     await sql`with ${ctes} select 1`.execute(trx);
     return created[0]!;
   }
-  const { id, row, sealedEvent } = deliveryParts(input);
+  const { id, row, expiresIn, sealedEvent } = deliveryParts(input);
   if (input.sealed.pending) await writePendingPackage(trx, input.sealed.pending);
-  await trx.insertInto('deliveries').values(row).execute();
+  const expiresAt = expiresIn === null ? null : sql<Date>`now() + make_interval(secs => ${expiresIn}::int)`;
+  await trx.insertInto('deliveries').values({ ...row, expires_at: expiresAt }).execute();
   const event = await appendEvent(trx, ctx.hub, sealedEvent);
   return { id, seq: event.seq };
 }

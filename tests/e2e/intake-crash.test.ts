@@ -132,7 +132,9 @@ t.test('SIGKILL during 2,000 submissions in group commits with retries: every le
   const events = await q.selectFrom('message_events').select((eb) => eb.fn.countAll<string>().as('n')).where('type', '=', 'SEALED').executeTakeFirstOrThrow();
   t.equal(Number(events.n), LETTERS, 'one SEALED event each');
   const outbox = await q.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('queue', '=', 'ingestion').executeTakeFirstOrThrow();
-  t.equal(Number(outbox.n), LETTERS, 'one expiry job each');
+  t.equal(Number(outbox.n), 0, 'no expiry jobs: the sweep reads expires_at');
+  const expiring = await q.selectFrom('deliveries').select((eb) => eb.fn.countAll<string>().as('n')).where('expires_at', 'is not', null).executeTakeFirstOrThrow();
+  t.equal(Number(expiring.n), LETTERS, 'every delivery has its expires_at');
   const orphans = await q
     .selectFrom('packages')
     .select((eb) => eb.fn.countAll<string>().as('n'))

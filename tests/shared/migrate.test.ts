@@ -1,8 +1,11 @@
 import pg from 'pg';
+import { sql, type Kysely } from 'kysely';
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import * as expiresAt from '../../migrations/0025_delivery_expires_at.js';
 import { connectDb } from '../../shared/db/connect.js';
 import { migrateToLatest, pendingMigrations } from '../../shared/db/migrate.js';
+import { testDatabase } from '../helpers/database.js';
 
 t.test('several processes migrating an empty database at once apply each migration once', async (t) => {
   const admin = process.env.TEST_DATABASE_URL!;
@@ -27,4 +30,33 @@ t.test('several processes migrating an empty database at once apply each migrati
   t.same(await pendingMigrations(dbs[0]!.kysely), []);
   const { rows } = await dbs[0]!.pool.query('select count(*)::int as n from kysely_migration');
   t.equal(rows[0].n, all.length);
+});
+
+t.test('0025 backfills expires_at for the deliveries still waiting, and only those', async (t) => {
+  const { db } = await testDatabase(t);
+  // A migration takes an untyped Kysely (it never uses the app's table types).
+  const k = db.kysely as unknown as Kysely<unknown>;
+  await expiresAt.down(k);
+  const pkg = '00000000-0000-4000-8000-000000000001';
+  await sql`insert into packages (id, kek_id, iv) values (${pkg}, 'k', decode(repeat('00', 16), 'hex'))`.execute(k);
+  const created = new Date('2026-01-01T00:00:00Z');
+  const rows = [
+    { id: '00000000-0000-4000-8000-0000000000a1', state: 'READY', kind: 'ORIGINAL' },
+    { id: '00000000-0000-4000-8000-0000000000a2', state: 'DELIVERED', kind: 'ORIGINAL' },
+    { id: '00000000-0000-4000-8000-0000000000a3', state: 'READY', kind: 'MOVED' },
+    { id: '00000000-0000-4000-8000-0000000000a4', state: 'FAILED', kind: 'ORIGINAL' },
+  ];
+  for (const r of rows) {
+    await sql`insert into deliveries (id, message_id, sender_orgnr, person_id, route, provider_orgnr, mailbox_address, title, security_level, available_at, package_id, state, kind, created_at)
+              values (${r.id}, gen_random_uuid(), '974760673', '01017012345', 'DIGITAL', '984661185', 'a#1', 't', 4, ${created}, ${pkg}, ${r.state}, ${r.kind}, ${created})`.execute(k);
+  }
+  await expiresAt.up(k);
+  const after = await sql<{ id: string; expires_at: Date | null }>`select id, expires_at from deliveries order by id`.execute(k);
+  t.same(
+    after.rows.map((r) => r.expires_at?.toISOString() ?? null),
+    ['2026-01-08T00:00:00.000Z', null, null, null],
+    'an unacknowledged original delivery gets created_at + 7 days; acknowledged, moved and withdrawn ones none',
+  );
+  const index = await sql<{ indexdef: string }>`select indexdef from pg_indexes where indexname = 'deliveries_expiry_due'`.execute(k);
+  t.match(index.rows[0]?.indexdef, /WHERE \(\(state = 'READY'::text\) AND \(expires_at IS NOT NULL\)\)/);
 });

@@ -1,13 +1,15 @@
 /**
  * Every queue of every service is visible and retryable by operators (issue 16.8): the expiry
- * queue of ingestion and the re-addressing queue of storage in the admin API, Bull Board and
- * /metrics, failed rows naming their letter and never the person.
+ * queue of ingestion (nothing enqueues there any more, the sweep over deliveries.expires_at
+ * replaced it, but `expire-delivery` jobs queued before an upgrade still run there and can fail)
+ * and the re-addressing queue of storage in the admin API, Bull Board and /metrics, failed rows
+ * naming their letter and never the person.
  */
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import t from 'tap';
 import { service as ingestion } from '../../services/ingestion/app.js';
-import { INGESTION_QUEUE } from '../../services/ingestion/expiry.js';
+import { EXPIRY_JOB, INGESTION_QUEUE } from '../../services/ingestion/expiry.js';
 import { service as storage } from '../../services/storage/app.js';
 import { STORAGE_QUEUE } from '../../services/storage/background.js';
 import { SCOPES } from '../../shared/auth/scopes.js';
@@ -17,7 +19,7 @@ import { waitFor } from '../helpers/wait.js';
 const PERSON = '01017012345';
 
 const cases = [
-  { mod: ingestion, queue: INGESTION_QUEUE, name: 'expire-delivery', data: () => ({ messageId: randomUUID(), deliveryId: randomUUID() }) },
+  { mod: ingestion, queue: INGESTION_QUEUE, name: EXPIRY_JOB, data: () => ({ messageId: randomUUID(), deliveryId: randomUUID() }) },
   { mod: storage, queue: STORAGE_QUEUE, name: 'mailbox-changed', data: () => ({ personId: PERSON, providerOrgnr: null, mailboxAddress: null }) },
 ];
 

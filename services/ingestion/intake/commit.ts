@@ -4,10 +4,8 @@ import type pg from 'pg';
 import type { PrintInstructions } from '../../../shared/crypto/asice.js';
 import { preparedTransaction, type Run } from '../../../shared/db/prepared.js';
 import { Problem } from '../../../shared/errors/problem.js';
-import { outboxRow } from '../../../shared/outbox/outbox.js';
 import { newDeliveriesCtes, type CreateDelivery } from '../../../shared/storage/deliveries.js';
 import type { SealedPackage } from '../../../shared/storage/packages.js';
-import { EXPIRY_JOB, INGESTION_QUEUE, type ExpiryJob } from '../expiry.js';
 import type { StoredAnswer } from '../idempotency.js';
 import { ingestionProblems } from '../problems.js';
 import { digitalRoute, routeAtCommit, type Route } from '../routing.js';
@@ -110,7 +108,7 @@ function judge(letters: readonly SealedLetter[], rows: readonly LookupRow[], now
   });
 }
 
-const deliveryOf = (l: RoutedLetter): CreateDelivery => ({
+const deliveryOf = (l: RoutedLetter, expirySeconds: number): CreateDelivery => ({
   id: l.deliveryId,
   messageId: l.messageId,
   senderOrgnr: l.org,
@@ -123,22 +121,20 @@ const deliveryOf = (l: RoutedLetter): CreateDelivery => ({
   availableAt: l.availableAt,
   print: l.route.route === 'PRINT' ? l.print : null,
   sealed: l.sealed,
+  expiresInSeconds: expirySeconds,
   newMessage: true,
 });
 
 /**
- * The letters' keys with their answers, messages, expiry jobs, packages (those sealed in
- * memory), chunks, deliveries and first events: one statement, one array per column. An
- * expired answer under a key is taken over; a live one (a duplicate got there although this
- * batch held the key's lock, i.e. a lost lock) leaves a key unstored, and the count tells.
+ * The letters' keys with their answers, messages, packages (those sealed in memory), chunks,
+ * deliveries (with their `expires_at`, which the ingestion service's expiry sweep reads: no
+ * queued job per letter) and first events: one statement, one array per column. An expired
+ * answer under a key is taken over; a live one (a duplicate got there although this batch held
+ * the key's lock, i.e. a lost lock) leaves a key unstored, and the count tells.
  */
 export function writeLettersSql(letters: readonly RoutedLetter[], ctx: Pick<CommitContext, 'ttlHours' | 'expirySeconds'>) {
   const col = <T>(f: (l: RoutedLetter) => T) => sql.val(letters.map(f));
-  const jobs = letters.map((l) =>
-    outboxRow({ queue: INGESTION_QUEUE, name: EXPIRY_JOB, data: { messageId: l.messageId, deliveryId: l.deliveryId } satisfies ExpiryJob, delayMs: ctx.expirySeconds * 1000 }),
-  );
-  const job = <K extends keyof (typeof jobs)[number]>(k: K) => sql.val(jobs.map((j) => j[k]));
-  const { ctes } = newDeliveriesCtes(letters.map(deliveryOf));
+  const { ctes } = newDeliveriesCtes(letters.map((l) => deliveryOf(l, ctx.expirySeconds)));
   return sql<{ stored: number }>`
     with k as (
       insert into idempotency_keys (sender_orgnr, key, request_hash, message_id, response, expires_at)
@@ -160,9 +156,6 @@ export function writeLettersSql(letters: readonly RoutedLetter[], ctx: Pick<Comm
                            ${col((l) => l.route.route)}::text[], ${col((l) => l.route.providerOrgnr)}::text[], ${col((l) => l.sealed.packageId)}::uuid[],
                            ${col((l) => l.sealed.manifestSha256)}::text[],
                            ${col((l) => JSON.stringify(l.sealed.manifest.documents.map((d, i) => ({ ...d, main: i === 0 }))))}::jsonb[])),
-    o as (
-      insert into outbox (queue, job_name, payload, delay_ms)
-      select * from unnest(${job('queue')}::text[], ${job('job_name')}::text[], ${job('payload')}::jsonb[], ${job('delay_ms')}::int[])),
     ${ctes}
     select count(*)::int as stored from k`;
 }

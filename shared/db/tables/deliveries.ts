@@ -41,6 +41,13 @@ export interface DeliveriesTable {
   cancelled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** When the old provider exported it for a move (state MOVED). */
   moved_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /**
+   * When the ingestion service's expiry sweep takes the delivery if it is still READY (from
+   * migration 0025 on): written with the delivery, DELIVERY_EXPIRY_SECONDS after it; null for
+   * deliveries that never expire (MOVED ones). A delivery whose expiry failed is looked at
+   * again later (the sweep moves this on). Only READY rows are in the sweep's index.
+   */
+  expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export type DeliveryRow = Selectable<DeliveriesTable>;

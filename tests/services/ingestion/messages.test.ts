@@ -46,8 +46,9 @@ t.test('intake', async (t) => {
     t.match(deliveries[0], { state: 'READY', route: 'DIGITAL', mailbox_address: 'ola.nordmann#1', package_id: msg.package_id });
     const events = await db.selectFrom('message_events').select(['seq', 'type']).where('message_id', '=', body.id).execute();
     t.same(events, [{ seq: 1, type: 'SEALED' }]);
-    const outbox = await db.selectFrom('outbox').selectAll().where('queue', '=', 'ingestion').execute();
-    t.ok(outbox.some((o) => (o.payload as { messageId: string }).messageId === body.id), 'expiry job in the outbox');
+    t.equal(deliveries[0]!.expires_at?.getTime(), deliveries[0]!.created_at.getTime() + svc.config.DELIVERY_EXPIRY_SECONDS * 1000, 'expires with DELIVERY_EXPIRY_SECONDS (the sweep takes it)');
+    const outbox = await db.selectFrom('outbox').selectAll().execute();
+    t.notOk(outbox.some((o) => JSON.stringify(o.payload).includes(body.id)), 'no expiry job in the outbox');
 
     // No plaintext at rest: the stored chunks do not contain the document, but the package decrypts to a ZIP holding it.
     const chunks = await db.selectFrom('package_chunks').select('data').where('package_id', '=', msg.package_id).execute();

@@ -6,7 +6,6 @@ import { service, startBackground } from '../../../services/ingestion/app.js';
 import { checkWebhookUrl, isNonPublicAddress, postJson, retryDelayMs, safeLookup, WEBHOOK_SIGNATURE_HEADER } from '../../../services/ingestion/webhooks.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { appendEvent } from '../../../shared/evidence/events.js';
-import { startOutboxRelay } from '../../../shared/outbox/outbox.js';
 import { storageContext } from '../../../shared/storage/context.js';
 import { testService } from '../../helpers/service.js';
 import { letter, multipart, newKey, PDF, seedRegistry, SENDER, UNKNOWN_ORG } from './fixtures.js';
@@ -49,9 +48,9 @@ t.test('address checks', async (t) => {
   t.match(await postJson('::::', Buffer.from('{}'), {}, { allowPrivate: true, timeoutMs: 1000 }), { ok: false, error: 'invalid URL' });
 });
 
-t.test('webhooks push signed receipts with retries; expiry runs from the outbox', async (t) => {
+t.test('webhooks push signed receipts with retries; the expiry sweep runs in the background', async (t) => {
   const svc = await testService(t, service, {
-    env: { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_POLL_MS: '50', WEBHOOK_MAX_ATTEMPTS: '3', DELIVERY_EXPIRY_SECONDS: '1' },
+    env: { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_POLL_MS: '50', WEBHOOK_MAX_ATTEMPTS: '3', DELIVERY_EXPIRY_SECONDS: '1', EXPIRY_SWEEP_INTERVAL_MS: '50' },
   });
   const db = svc.deps.db.kysely;
   const storage = storageContext(svc.deps);
@@ -88,19 +87,16 @@ t.test('webhooks push signed receipts with retries; expiry runs from the outbox'
   const got = await svc.app.inject({ method: 'GET', url: `/v1/admin/senders/${SENDER}/webhook`, headers: { authorization: `Bearer ${admin}` } });
   t.match(got.json(), { url });
 
+  // No outbox relay: nothing of the expiry goes through the queue any more.
   const background = await startBackground(svc.deps);
-  const relay = startOutboxRelay({ db, pool: svc.deps.db.pool, queues: svc.deps.queues, logger: { warn: () => undefined }, pollMs: 50 });
-  t.teardown(async () => {
-    await relay.stop();
-    await background.stop();
-  });
+  t.teardown(() => background.stop());
 
   const b = multipart(letter(), [{ name: 'vedtak.pdf', content: PDF(1000) }]);
   const res = await svc.app.inject({ method: 'POST', url: '/v1/messages', headers: { authorization: `Bearer ${sender}`, 'content-type': b.contentType, 'idempotency-key': newKey() }, payload: b.payload });
   t.equal(res.statusCode, 201);
   const id = res.json().id as string;
 
-  // Not acknowledged within DELIVERY_EXPIRY_SECONDS=1: the delayed job from the outbox expires it,
+  // Not acknowledged within DELIVERY_EXPIRY_SECONDS=1: the background expiry sweep takes it,
   // and the ERROR receipt is pushed (after two failed attempts).
   await waitFor('the ERROR receipt pushed', async () => received.length > 0, 60_000);
   t.equal(received.length, 1, 'pushed once it succeeded');

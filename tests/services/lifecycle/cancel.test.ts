@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import t from 'tap';
 import { service as ingestion } from '../../../services/ingestion/app.js';
-import { expireDelivery } from '../../../services/ingestion/expiry.js';
+import { expireDelivery, sweepExpiredDeliveries } from '../../../services/ingestion/expiry.js';
 import { service as storage } from '../../../services/storage/app.js';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { storageContext } from '../../../shared/storage/context.js';
@@ -74,7 +74,15 @@ t.test('cancel before delivery: withdrawn, purged, CANCELLED receipt; after ack 
     t.equal(again.headers['idempotent-replayed'], 'true');
     t.same(again.json(), body, 'the same answer');
 
-    // The expiry job that was queued with the letter finds nothing to do.
+    // The expiry sweep, when the letter's expires_at has come, does not take it; nor does an
+    // expire-delivery job queued before the sweep existed.
+    const { expires_at: expiresAt } = await db.selectFrom('deliveries').select('expires_at').where('id', '=', a.deliveryId).executeTakeFirstOrThrow();
+    const swept = await sweepExpiredDeliveries(ing.deps.db, storageContext(ing.deps), {
+      expirySeconds: 60,
+      now: new Date(expiresAt!.getTime() + 1000),
+      logger: { info: () => undefined, warn: () => undefined },
+    });
+    t.equal(swept.claimed, 0, 'the sweep leaves a cancelled delivery alone');
     const outcome = await expireDelivery(ing.deps.db, storageContext(ing.deps), { messageId: a.id, deliveryId: a.deliveryId }, 60);
     t.equal(outcome, 'acknowledged', 'expiry leaves a cancelled delivery alone');
     t.same((await db.selectFrom('message_events').select('type').where('message_id', '=', a.id).orderBy('seq').execute()).map((e) => e.type), ['SEALED', 'CANCELLED']);
