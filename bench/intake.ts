@@ -352,11 +352,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         ...extra,
       });
 
-    // BENCH_INTAKE=alone or =whole runs one half (e.g. while working on the service alone).
+    // BENCH_INTAKE=alone or =whole runs one half (e.g. while working on the service alone); =rss
+    // only the RSS scenarios, on a fresh ingestion process.
     const parts = process.env.BENCH_INTAKE ?? 'alone,whole';
-    const ingestion = parts.includes('alone') ? await startIngestion(pg.url, pg.dataDir, dataDir, 'bench_intake') : undefined;
+    const ingestion = parts.includes('alone') || parts.includes('rss') ? await startIngestion(pg.url, pg.dataDir, dataDir, 'bench_intake') : undefined;
     if (ingestion) try {
       const intake = intakeAt(ingestion.url);
+      if (parts.includes('alone')) {
       await intake({ durationS: 3 }); // warm-up
       const max = await measure(ingestion, () => intake());
       rows.push(row('ingestion alone: max (32 conns)', max, base));
@@ -368,6 +370,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       rows.push(row('ingestion alone: at capacity', atCapacity, base, { offered: capacity }));
       const over = await measure(ingestion, () => intake({ rate: capacity * 3, connections: 384 }));
       rows.push(row('ingestion alone: 3x capacity (shedding)', over, base, { offered: capacity * 3 }));
+      }
       const rss = await measureRss(ingestion, token);
       rows.push({ scenario: 'RSS: one 50 MB letter', 'RSS growth MB': Math.round(rss.one.growth), 'RSS before MB': Math.round(rss.one.before), answers: rss.one.codes.join(',') });
       rows.push({
