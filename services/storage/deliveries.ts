@@ -11,8 +11,7 @@ import type { StorageContext } from '../../shared/storage/context.js';
 import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
 import { movedIn } from './moves.js';
 import { storageProblems } from './problems.js';
-import { mapLimit } from '../../shared/runtime/map-limit.js';
-import { envelopeOrFail, type ListingHooks } from './undeliverable.js';
+import { envelopesOrFail, type ListingHooks } from './undeliverable.js';
 import { suspendedProblem } from './provider-status.js';
 import { checkAgainstLetter, type ProviderEvent } from './event-rules.js';
 
@@ -137,7 +136,7 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
     return rows.map((r) => ({ ...toDelivery(r), manifestSha256: r.manifestSha256 }));
   });
   // One delivery that cannot be enveloped never fails the others (docs/storage.md).
-  const results = await mapLimit(leased, 4, (d) => envelopeOrFail(ctx, d, hooks));
+  const results = await envelopesOrFail(ctx, leased, hooks);
   const ready = results.filter((r): r is Extract<(typeof results)[number], { envelope: Envelope }> => 'envelope' in r);
   const errored = results.find((r): r is Extract<(typeof results)[number], { error: unknown }> => 'error' in r);
   // Nothing to give and something broke (the database, say): an error, with every lease released.

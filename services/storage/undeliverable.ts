@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { Problem } from '../../shared/errors/problem.js';
 import { appendEvent } from '../../shared/evidence/events.js';
 import type { StorageContext } from '../../shared/storage/context.js';
-import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
+import { ensureEnvelopes, type Envelope, type EnvelopeTarget } from './envelopes.js';
 import { storageProblems } from './problems.js';
 
 /** Why the hub itself gave up on a delivery (the ERROR receipt's `reason`, the metric's label). */
@@ -63,29 +63,37 @@ export async function releaseLeases(ctx: StorageContext, deliveries: readonly Pi
 }
 
 /**
- * One leased delivery's envelope, never throwing: an unusable certificate fails that delivery
- * (failUndeliverable); any other error releases its lease and is reported for the caller to log.
+ * The envelopes of leased deliveries (ensureEnvelopes: a few statements for the page), never
+ * throwing: an unusable certificate fails that delivery (failUndeliverable); any other error
+ * releases its lease (one statement for all of them) and is reported for the caller to log.
  */
-export async function envelopeOrFail<D extends ListingTarget>(ctx: StorageContext, d: D, hooks: ListingHooks): Promise<Enveloped<D>> {
-  try {
-    return { delivery: d, envelope: await ensureEnvelope(ctx, d) };
-  } catch (err) {
+export async function envelopesOrFail<D extends ListingTarget>(ctx: StorageContext, ds: readonly D[], hooks: ListingHooks): Promise<Enveloped<D>[]> {
+  const outcomes = await ensureEnvelopes(ctx, ds);
+  const results: Enveloped<D>[] = new Array(ds.length);
+  const giveBack: number[] = [];
+  for (let i = 0; i < ds.length; i++) {
+    const d = ds[i]!;
+    const o = outcomes[i]!;
+    if ('envelope' in o) {
+      results[i] = { delivery: d, envelope: o.envelope };
+      continue;
+    }
+    const err = o.error;
     if (err instanceof Problem && err.problemType === storageProblems.CERTIFICATE_UNUSABLE) {
       const detail = err.detail ?? err.problemType.title;
       try {
         if (await failUndeliverable(ctx, d, detail)) hooks.onUndeliverable?.(UNDELIVERABLE_REASON);
-        return { delivery: d, failed: detail };
+        results[i] = { delivery: d, failed: detail };
+        continue;
       } catch (failing) {
-        return giveBack(ctx, d, failing, hooks);
+        results[i] = { delivery: d, error: failing };
       }
-    }
-    return giveBack(ctx, d, err, hooks);
+    } else results[i] = { delivery: d, error: err };
+    giveBack.push(i);
   }
-}
-
-/** Not listed this time: the lease goes (best effort; else it runs out) and the caller hears why. */
-async function giveBack<D extends ListingTarget>(ctx: StorageContext, d: D, err: unknown, hooks: ListingHooks): Promise<Enveloped<D>> {
-  await releaseLeases(ctx, [d]).catch(() => undefined);
-  hooks.onError?.(d.id, err);
-  return { delivery: d, error: err };
+  if (giveBack.length === 0) return results;
+  // Not listed this time: the leases go (best effort; else they run out) and the caller hears why.
+  await releaseLeases(ctx, giveBack.map((i) => ds[i]!)).catch(() => undefined);
+  for (const i of giveBack) hooks.onError?.(ds[i]!.id, (results[i] as { error: unknown }).error);
+  return results;
 }
