@@ -259,8 +259,17 @@ export interface AckResult {
 export async function acknowledgeMany(ctx: StorageContext, org: string, ids: readonly string[]): Promise<AckResult[]> {
   return ctx.db.transaction().execute(async (trx) => {
     const unique = [...new Set(ids)].sort(); // locked in id order: two batches never wait on each other in a cycle
-    const rows = await deliveryQuery(trx).where('d.id', 'in', unique).where('d.provider_orgnr', '=', org).orderBy('d.id').forUpdate('d').execute();
-    const found = new Map(rows.map((r) => [r.id, toDelivery(r)]));
+    // Only what an acknowledgement reads (no package, certificate or envelope: the listing's query
+    // would send each row's certificate and CMS header as hex for nothing).
+    const rows = await trx
+      .selectFrom('deliveries')
+      .select(['id', 'message_id as messageId', 'sender_orgnr as senderOrgnr', 'route', 'state', 'kind', 'acked_at as ackedAt', 'fingerprint'])
+      .where('id', '=', sql<string>`any(${sql.val(unique)}::uuid[])`)
+      .where('provider_orgnr', '=', org)
+      .orderBy('id')
+      .forUpdate()
+      .execute();
+    const found = new Map(rows.map((r) => [r.id, r]));
     const ackedAt = new Date();
     const ready = [...found.values()].filter((d) => d.state === 'READY');
     // A moved letter (services/storage/moves.ts) was delivered in law long ago: MOVED_IN on the
