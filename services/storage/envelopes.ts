@@ -61,67 +61,92 @@ function certificates(now: Date) {
   };
 }
 
+/** What each target needs: nothing (its stored envelope is for its current certificate), a new one for `cert`, or it cannot have one. */
+export type EnvelopeNeed = { envelope: Envelope } | { cert: RecipientCertificate } | { error: unknown };
+
+/** Sorts targets by what they need, without I/O; each distinct certificate is parsed and checked once. */
+export function envelopeNeeds(targets: readonly EnvelopeTarget[], now = new Date()): EnvelopeNeed[] {
+  const certFor = certificates(now);
+  return targets.map((d): EnvelopeNeed => {
+    if (!d.certificateDer) return { error: new Problem(storageProblems.CERTIFICATE_UNUSABLE, 'No encryption certificate is registered for this recipient') };
+    const certSha = createHash('sha256').update(d.certificateDer).digest();
+    if (d.envelopeHeader && d.fingerprint && d.envelopeCertSha256?.equals(certSha)) {
+      return { envelope: { header: d.envelopeHeader, fingerprint: d.fingerprint, size: d.envelopeHeader.length + d.ciphertextSize } };
+    }
+    return certFor(d.certificateDer, certSha);
+  });
+}
+
+/** A package's key material (and its first ciphertext chunk, when read with it). */
+export interface PackageKey {
+  status: string;
+  kekId: string | null;
+  wrappedKey: Buffer | null;
+  iv: Buffer | null;
+  firstChunk: Buffer | null;
+}
+
+/** A new envelope, not stored yet. */
+export interface MadeEnvelope extends Envelope {
+  certSha256: Buffer;
+}
+
 /**
- * The envelopes of many deliveries (a listing's page), in their order, with two statements for
- * all that need a new one: one read of their packages' wrapped keys, IVs and first ciphertext
- * chunks, one update storing the headers and fingerprints (rows locked in id order). A target
- * whose stored envelope is for its current certificate needs no statement at all. Each
- * target's failure is its own (no certificate, an unusable one, a purged package, a missing
- * chunk); a failed statement fails those that needed it.
+ * The header for `cert` (the data key unwrapped, wrapped again for the recipient, zeroed) and the
+ * fingerprint over header and `ciphertext` (all of it, in order). No I/O.
+ */
+export function makeEnvelope(ctx: StorageContext, d: EnvelopeTarget, cert: RecipientCertificate, key: PackageKey, ciphertext: Iterable<Buffer>): MadeEnvelope {
+  if (key.status !== 'SEALED' || !key.wrappedKey || !key.kekId || !key.iv) throw new PackageGoneError(`package ${d.packageId} is not available`);
+  const dataKey = ctx.keyring.unwrap(key.kekId, key.wrappedKey, dataKeyContext(d.packageId));
+  let header: Buffer;
+  try {
+    header = envelopeHeader({ cert, encryptedKey: wrapForRecipient(cert, dataKey), iv: key.iv, ciphertextLength: d.ciphertextSize });
+  } finally {
+    dataKey.fill(0);
+  }
+  const hash = createHash('sha256').update(header);
+  for (const piece of ciphertext) hash.update(piece);
+  return { header, fingerprint: hash.digest(), size: header.length + d.ciphertextSize, certSha256: cert.sha256 };
+}
+
+/**
+ * The envelopes of many deliveries, in their order, with two statements for all that need a new
+ * one: one read of their packages' wrapped keys, IVs and first ciphertext chunks, one update
+ * storing the headers and fingerprints (rows locked in id order). A target whose stored
+ * envelope is for its current certificate needs no statement at all. Each target's failure is
+ * its own (no certificate, an unusable one, a purged package, a missing chunk); a failed
+ * statement fails those that needed it. (The listing makes the envelopes of small packages
+ * inside its own transaction, leaseDeliveries; this is for the download and for larger packages.)
  */
 export async function ensureEnvelopes(ctx: StorageContext, targets: readonly EnvelopeTarget[], now = new Date()): Promise<EnvelopeOutcome[]> {
   const out: EnvelopeOutcome[] = new Array(targets.length);
-  const certFor = certificates(now);
   const todo: { i: number; d: EnvelopeTarget; cert: RecipientCertificate }[] = [];
-  targets.forEach((d, i) => {
-    if (!d.certificateDer) {
-      out[i] = { error: new Problem(storageProblems.CERTIFICATE_UNUSABLE, 'No encryption certificate is registered for this recipient') };
-      return;
-    }
-    const certSha = createHash('sha256').update(d.certificateDer).digest();
-    if (d.envelopeHeader && d.fingerprint && d.envelopeCertSha256?.equals(certSha)) {
-      out[i] = { envelope: { header: d.envelopeHeader, fingerprint: d.fingerprint, size: d.envelopeHeader.length + d.ciphertextSize } };
-      return;
-    }
-    const c = certFor(d.certificateDer, certSha);
-    if ('error' in c) out[i] = { error: c.error };
-    else todo.push({ i, d, cert: c.cert });
+  envelopeNeeds(targets, now).forEach((need, i) => {
+    if ('cert' in need) todo.push({ i, d: targets[i]!, cert: need.cert });
+    else out[i] = need;
   });
   if (todo.length === 0) return out;
-  const failAll = (err: unknown) => {
-    for (const t of todo) out[t.i] ??= { error: err };
-    return out;
-  };
 
-  let packages: Map<string, { status: string; kek_id: string; wrapped_key: Buffer | null; iv: Buffer; first_chunk: Buffer | null }>;
+  let packages: Map<string, PackageKey>;
   try {
-    const { rows } = await sql<{ id: string; status: string; kek_id: string; wrapped_key: Buffer | null; iv: Buffer; first_chunk: Buffer | null }>`
-      select p.id, p.status, p.kek_id, p.wrapped_key, p.iv,
-             (select c.data from package_chunks c where c.package_id = p.id and c.seq = 0) as first_chunk
+    const { rows } = await sql<PackageKey & { id: string }>`
+      select p.id, p.status, p.kek_id as "kekId", p.wrapped_key as "wrappedKey", p.iv,
+             (select c.data from package_chunks c where c.package_id = p.id and c.seq = 0) as "firstChunk"
         from packages p where p.id = any(${sql.val(todo.map((t) => t.d.packageId))}::uuid[])`.execute(ctx.db);
     packages = new Map(rows.map((r) => [r.id, r]));
   } catch (err) {
-    return failAll(err);
+    for (const t of todo) out[t.i] = { error: err };
+    return out;
   }
 
-  // Header (the data key unwrapped, wrapped again for the recipient, zeroed) and fingerprint.
-  const made: { i: number; d: EnvelopeTarget; certSha: Buffer; header: Buffer; fingerprint: Buffer }[] = [];
+  const made: { i: number; d: EnvelopeTarget; envelope: MadeEnvelope }[] = [];
   await mapLimit(todo, 4, async ({ i, d, cert }) => {
     try {
-      const p = packages.get(d.packageId);
-      if (!p || p.status !== 'SEALED' || !p.wrapped_key) throw new PackageGoneError(`package ${d.packageId} is not available`);
-      const dataKey = ctx.keyring.unwrap(p.kek_id, p.wrapped_key, dataKeyContext(d.packageId));
-      let header: Buffer;
-      try {
-        header = envelopeHeader({ cert, encryptedKey: wrapForRecipient(cert, dataKey), iv: p.iv, ciphertextLength: d.ciphertextSize });
-      } finally {
-        dataKey.fill(0);
-      }
-      const hash = createHash('sha256').update(header);
+      const key = packages.get(d.packageId) ?? { status: 'GONE', kekId: null, wrappedKey: null, iv: null, firstChunk: null };
       // The first chunk came with the key; another blob store (or a missing chunk) reads them all.
-      if (p.first_chunk) hash.update(p.first_chunk);
-      if (!p.first_chunk || d.chunks > 1) for await (const piece of ctx.blobs.read(d.packageId, d.chunks, p.first_chunk ? 1 : 0)) hash.update(piece);
-      made.push({ i, d, certSha: cert.sha256, header, fingerprint: hash.digest() });
+      const pieces: Buffer[] = key.firstChunk ? [key.firstChunk] : [];
+      if (key.status === 'SEALED' && (!key.firstChunk || d.chunks > 1)) for await (const piece of ctx.blobs.read(d.packageId, d.chunks, key.firstChunk ? 1 : 0)) pieces.push(piece);
+      made.push({ i, d, envelope: makeEnvelope(ctx, d, cert, key, pieces) });
     } catch (err) {
       out[i] = { error: err };
     }
@@ -131,9 +156,9 @@ export async function ensureEnvelopes(ctx: StorageContext, targets: readonly Env
   // First writer wins: a concurrent pull that made another header (OAEP is randomised) keeps its own.
   let stored: Set<string>;
   try {
-    const headers = byteaColumn(made.map((m) => m.header));
-    const certs = byteaColumn(made.map((m) => m.certSha));
-    const prints = byteaColumn(made.map((m) => m.fingerprint));
+    const headers = byteaColumn(made.map((m) => m.envelope.header));
+    const certs = byteaColumn(made.map((m) => m.envelope.certSha256));
+    const prints = byteaColumn(made.map((m) => m.envelope.fingerprint));
     const { rows } = await sql<{ id: string }>`
       with x as (
         select * from unnest(${sql.val(made.map((m) => m.d.id))}::uuid[], ${sql.val(made.map((m) => m.d.providerOrgnr))}::text[],
@@ -152,7 +177,7 @@ export async function ensureEnvelopes(ctx: StorageContext, targets: readonly Env
     return out;
   }
   const lost = made.filter((m) => !stored.has(m.d.id));
-  for (const m of made) if (stored.has(m.d.id)) out[m.i] = { envelope: { header: m.header, fingerprint: m.fingerprint, size: m.header.length + m.d.ciphertextSize } };
+  for (const m of made) if (stored.has(m.d.id)) out[m.i] = { envelope: { header: m.envelope.header, fingerprint: m.envelope.fingerprint, size: m.envelope.size } };
   if (lost.length === 0) return out;
 
   // Lost the race (or re-addressed meanwhile): serve the stored envelope if it is for the same certificate.
@@ -166,7 +191,7 @@ export async function ensureEnvelopes(ctx: StorageContext, targets: readonly Env
     for (const m of lost) {
       const c = byId.get(m.d.id);
       out[m.i] =
-        c?.envelope_header && c.fingerprint && c.envelope_cert_sha256?.equals(m.certSha)
+        c?.envelope_header && c.fingerprint && c.envelope_cert_sha256?.equals(m.envelope.certSha256)
           ? { envelope: { header: c.envelope_header, fingerprint: c.fingerprint, size: c.envelope_header.length + m.d.ciphertextSize } }
           : { error: new Problem(storageProblems.DELIVERY_NOT_FOUND, 'The delivery was re-addressed while it was being prepared') };
     }

@@ -63,37 +63,45 @@ export async function releaseLeases(ctx: StorageContext, deliveries: readonly Pi
 }
 
 /**
- * The envelopes of leased deliveries (ensureEnvelopes: a few statements for the page), never
- * throwing: an unusable certificate fails that delivery (failUndeliverable); any other error
- * releases its lease (one statement for all of them) and is reported for the caller to log.
+ * Deliveries left out of a listing, each with why: an unusable certificate fails the delivery
+ * (failUndeliverable, counted through hooks.onUndeliverable); any other error, which may pass, is
+ * reported through hooks.onError, and with `leased` their leases are released first (one
+ * statement for all; best effort, else they run out).
  */
-export async function envelopesOrFail<D extends ListingTarget>(ctx: StorageContext, ds: readonly D[], hooks: ListingHooks): Promise<Enveloped<D>[]> {
-  const outcomes = await ensureEnvelopes(ctx, ds);
-  const results: Enveloped<D>[] = new Array(ds.length);
-  const giveBack: number[] = [];
+export async function leftOut<D extends ListingTarget>(ctx: StorageContext, ds: readonly D[], errors: readonly unknown[], hooks: ListingHooks, opts: { leased: boolean }): Promise<Enveloped<D>[]> {
+  const results: Enveloped<D>[] = [];
   for (let i = 0; i < ds.length; i++) {
     const d = ds[i]!;
-    const o = outcomes[i]!;
-    if ('envelope' in o) {
-      results[i] = { delivery: d, envelope: o.envelope };
-      continue;
-    }
-    const err = o.error;
+    const err = errors[i];
     if (err instanceof Problem && err.problemType === storageProblems.CERTIFICATE_UNUSABLE) {
       const detail = err.detail ?? err.problemType.title;
       try {
         if (await failUndeliverable(ctx, d, detail)) hooks.onUndeliverable?.(UNDELIVERABLE_REASON);
-        results[i] = { delivery: d, failed: detail };
-        continue;
+        results.push({ delivery: d, failed: detail });
       } catch (failing) {
-        results[i] = { delivery: d, error: failing };
+        results.push({ delivery: d, error: failing });
       }
-    } else results[i] = { delivery: d, error: err };
-    giveBack.push(i);
+    } else results.push({ delivery: d, error: err });
   }
-  if (giveBack.length === 0) return results;
-  // Not listed this time: the leases go (best effort; else they run out) and the caller hears why.
-  await releaseLeases(ctx, giveBack.map((i) => ds[i]!)).catch(() => undefined);
-  for (const i of giveBack) hooks.onError?.(ds[i]!.id, (results[i] as { error: unknown }).error);
+  const errored = results.filter((r): r is Extract<Enveloped<D>, { error: unknown }> => 'error' in r);
+  if (opts.leased && errored.length > 0) await releaseLeases(ctx, errored.map((r) => r.delivery)).catch(() => undefined);
+  for (const r of errored) hooks.onError?.(r.delivery.id, r.error);
+  return results;
+}
+
+/**
+ * The envelopes of leased deliveries (ensureEnvelopes: a few statements for all), never
+ * throwing: those that get none are left out (leftOut), their leases released.
+ */
+export async function envelopesOrFail<D extends ListingTarget>(ctx: StorageContext, ds: readonly D[], hooks: ListingHooks): Promise<Enveloped<D>[]> {
+  const outcomes = await ensureEnvelopes(ctx, ds);
+  const results: Enveloped<D>[] = new Array(ds.length);
+  const bad: number[] = [];
+  outcomes.forEach((o, i) => {
+    if ('envelope' in o) results[i] = { delivery: ds[i]!, envelope: o.envelope };
+    else bad.push(i);
+  });
+  const settled = await leftOut(ctx, bad.map((i) => ds[i]!), bad.map((i) => (outcomes[i] as { error: unknown }).error), hooks, { leased: true });
+  bad.forEach((i, k) => (results[i] = settled[k]!));
   return results;
 }
