@@ -319,7 +319,8 @@ async function pullCycle(opts: { pg: { url: string; dataDir?: string }; dataDir:
   const s0 = performance.now();
   await seedDeliveries(opts.ctx, opts.db, PULL_PROVIDER, seeded);
   const seedSeconds = (performance.now() - s0) / 1000;
-  await sql`vacuum analyze deliveries`.execute(opts.db);
+  // Statistics as autovacuum would have them by now (the planner otherwise joins a freshly seeded packages table by a sequential scan).
+  for (const table of ['deliveries', 'packages', 'package_chunks', 'message_events']) await sql`vacuum analyze ${sql.table(table)}`.execute(opts.db);
   const storage = await startStorage(opts.pg.url, opts.dataDir);
   const pid = storage.child.pid!;
   const pgCpu = () => (opts.pg.dataDir ? postgresCpuMs(opts.pg.dataDir) : 0);
