@@ -389,8 +389,8 @@ async function pullCycle(opts: { pg: { url: string; dataDir?: string }; dataDir:
     const cycleRow: Row = {
       scenario: `pull cycle 10 KB: list ${page} + download each + batch ack (${workers} workers, own process)`,
       'packages/s': perSec,
-      'p50 ms': percentile(stats.cycleMs, 50),
-      'p99 ms': percentile(stats.cycleMs, 99),
+      'cycle p50 ms': percentile(stats.cycleMs, 50),
+      'cycle p99 ms': percentile(stats.cycleMs, 99),
       'download p50 ms': percentile(stats.downloadMs, 50),
       'download p99 ms': percentile(stats.downloadMs, 99),
       ratio: perSec / plainPerSec,
