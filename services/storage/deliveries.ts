@@ -8,11 +8,11 @@ import { findMessage } from '../../shared/messages/messages.js';
 import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
-import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
+import { ensureEnvelope, envelopeNeeds, makeEnvelope, type Envelope, type EnvelopeTarget, type MadeEnvelope } from './envelopes.js';
 import { movedIn } from './moves.js';
 import { storageProblems } from './problems.js';
-import { mapLimit } from '../../shared/runtime/map-limit.js';
-import { envelopeOrFail, type ListingHooks } from './undeliverable.js';
+import { envelopesOrFail, leftOut, type Enveloped, type ListingHooks } from './undeliverable.js';
+import { byteaColumn } from '../../shared/db/bytea-column.js';
 import { suspendedProblem } from './provider-status.js';
 import { checkAgainstLetter, type ProviderEvent } from './event-rules.js';
 
@@ -100,13 +100,27 @@ async function ownDelivery(db: Db, org: string, id: string, forUpdate = false): 
   return toDelivery(row);
 }
 
+/** The stored envelope is not for the recipient's current certificate (or there is none): the listing makes one. */
+const envelopeStale = sql<boolean>`(d.envelope_header is null or d.fingerprint is null
+  or d.envelope_cert_sha256 is distinct from sha256(coalesce(m.certificate, pr.certificate)))`;
+
 /**
  * Ready deliveries for `org`, oldest first, each leased for `leaseSeconds`: hidden from the next
  * listing until the lease runs out, then offered again unless acknowledged (at-least-once).
  * SKIP LOCKED lets parallel listings by one provider split the work instead of waiting.
+ *
+ * One transaction for the page: the locking read of the next ids, one read of the deliveries
+ * with, where an envelope must be made, their packages' key material and (one-chunk packages)
+ * ciphertext, and one update leasing them and storing the new envelopes. A delivery that cannot
+ * be enveloped is not leased: an unusable certificate fails it (its own transaction, after),
+ * any other fault leaves it out, reported through `hooks`. A larger package's envelope is made
+ * after the commit (ensureEnvelopes reads its chunks), releasing its lease if that fails.
  */
 export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number, hooks: ListingHooks = {}) {
-  const leased = await ctx.db.transaction().execute(async (trx) => {
+  type Leased = ProviderDelivery & { manifestSha256: string | null };
+  /** Per delivery: its envelope (stored, or made and stored with the lease), made after the commit (a larger package), or why it was left out. */
+  type Outcome = { envelope: Envelope } | 'later' | { error: unknown };
+  const { rows, outcomes } = await ctx.db.transaction().execute(async (trx) => {
     const ids = await trx
       .selectFrom('deliveries')
       .select('id')
@@ -119,28 +133,82 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
       .forUpdate()
       .skipLocked()
       .execute();
-    if (ids.length === 0) return [];
-    await trx
-      .updateTable('deliveries')
-      .set({
-        leased_until: sql<Date>`now() + make_interval(secs => ${leaseSeconds})`,
-        lease_count: sql<number>`lease_count + 1`,
-      })
-      .where('id', 'in', ids.map((r) => r.id))
-      .execute();
-    const rows = await deliveryQuery(trx)
+    if (ids.length === 0) return { rows: [] as Leased[], outcomes: [] as Outcome[] };
+    // Locked by the statement before, so this one sees them as they are, and they stay so.
+    const found = await deliveryQuery(trx)
       .select(sealedManifestSha256.as('manifestSha256'))
-      .where('d.id', 'in', ids.map((r) => r.id))
+      .select([
+        'p.kek_id as kekId',
+        'p.wrapped_key as wrappedKey',
+        'p.iv',
+        sql<Buffer | null>`case when ${envelopeStale} and p.chunk_count = 1
+          then (select c.data from package_chunks c where c.package_id = d.package_id and c.seq = 0) end`.as('firstChunk'),
+      ])
+      .where('d.id', '=', sql<string>`any(${sql.val(ids.map((r) => r.id))}::uuid[])`)
       .orderBy('d.created_at')
       .orderBy('d.id')
       .execute();
-    return rows.map((r) => ({ ...toDelivery(r), manifestSha256: r.manifestSha256 }));
+    const rows: Leased[] = found.map((r) => ({ ...toDelivery(r), manifestSha256: r.manifestSha256 }));
+    const made: (MadeEnvelope | undefined)[] = [];
+    const outcomes = envelopeNeeds(rows).map((need, i): Outcome => {
+      if (!('cert' in need)) return need;
+      const r = found[i]!;
+      // Only a one-chunk package's ciphertext is in hand; a larger one is enveloped after the commit.
+      if (!r.firstChunk || r.chunks !== 1) return 'later';
+      try {
+        const key = { status: r.packageStatus, kekId: r.kekId, wrappedKey: r.wrappedKey, iv: r.iv, firstChunk: r.firstChunk };
+        made[i] = makeEnvelope(ctx, rows[i]!, need.cert, key, [r.firstChunk]);
+        return { envelope: made[i]! };
+      } catch (err) {
+        return { error: err };
+      }
+    });
+    const lease = rows.flatMap((_, i) => { const o = outcomes[i]!; return o === 'later' || 'envelope' in o ? [i] : []; });
+    if (lease.length === 0) return { rows, outcomes };
+    const empty = Buffer.alloc(0);
+    const headers = byteaColumn(lease.map((i) => made[i]?.header ?? empty));
+    const certs = byteaColumn(lease.map((i) => made[i]?.certSha256 ?? empty));
+    const prints = byteaColumn(lease.map((i) => made[i]?.fingerprint ?? empty));
+    const { rows: leased } = await sql<{ id: string; leased_until: Date }>`
+      update deliveries d
+         set leased_until = now() + make_interval(secs => ${leaseSeconds}), lease_count = d.lease_count + 1,
+             envelope_header = case when x.h_len > 0 then ${headers.element('h')} else d.envelope_header end,
+             envelope_cert_sha256 = case when x.h_len > 0 then ${certs.element('c')} else d.envelope_cert_sha256 end,
+             fingerprint = case when x.h_len > 0 then ${prints.element('f')} else d.fingerprint end
+        from unnest(${sql.val(lease.map((i) => rows[i]!.id))}::uuid[], ${headers.offsets}, ${headers.lengths}, ${certs.offsets}, ${certs.lengths}, ${prints.offsets}, ${prints.lengths})
+          as x(id, h_off, h_len, c_off, c_len, f_off, f_len)
+       where d.id = x.id
+      returning d.id, d.leased_until`.execute(trx);
+    const until = new Map(leased.map((r) => [r.id, r.leased_until]));
+    for (const i of lease) {
+      const d = rows[i]!;
+      d.leasedUntil = until.get(d.id) ?? d.leasedUntil;
+      const e = made[i];
+      if (e) Object.assign(d, { envelopeHeader: e.header, envelopeCertSha256: e.certSha256, fingerprint: e.fingerprint });
+    }
+    return { rows, outcomes };
   });
+
   // One delivery that cannot be enveloped never fails the others (docs/storage.md).
-  const results = await mapLimit(leased, 4, (d) => envelopeOrFail(ctx, d, hooks));
-  const ready = results.filter((r): r is Extract<(typeof results)[number], { envelope: Envelope }> => 'envelope' in r);
-  const errored = results.find((r): r is Extract<(typeof results)[number], { error: unknown }> => 'error' in r);
-  // Nothing to give and something broke (the database, say): an error, with every lease released.
+  const results: Enveloped<Leased>[] = new Array(rows.length);
+  const bad: number[] = [];
+  const later: number[] = [];
+  rows.forEach((d, i) => {
+    const o = outcomes[i]!;
+    if (o === 'later') later.push(i);
+    else if ('envelope' in o) results[i] = { delivery: d, envelope: o.envelope };
+    else bad.push(i);
+  });
+  // Not leased: an unusable certificate fails the delivery, another fault is reported.
+  const settled = await leftOut(ctx, bad.map((i) => rows[i]!), bad.map((i) => (outcomes[i] as { error: unknown }).error), hooks, { leased: false });
+  bad.forEach((i, k) => (results[i] = settled[k]!));
+  if (later.length > 0) {
+    const enveloped = await envelopesOrFail(ctx, later.map((i) => rows[i]!), hooks);
+    later.forEach((i, k) => (results[i] = enveloped[k]!));
+  }
+  const ready = results.filter((r): r is Extract<Enveloped<Leased>, { envelope: Envelope }> => 'envelope' in r);
+  const errored = results.find((r): r is Extract<Enveloped<Leased>, { error: unknown }> => 'error' in r);
+  // Nothing to give and something broke (the database, say): an error, holding no lease.
   if (ready.length === 0 && errored) throw errored.error;
   return ready;
 }
@@ -260,8 +328,17 @@ export interface AckResult {
 export async function acknowledgeMany(ctx: StorageContext, org: string, ids: readonly string[]): Promise<AckResult[]> {
   return ctx.db.transaction().execute(async (trx) => {
     const unique = [...new Set(ids)].sort(); // locked in id order: two batches never wait on each other in a cycle
-    const rows = await deliveryQuery(trx).where('d.id', 'in', unique).where('d.provider_orgnr', '=', org).orderBy('d.id').forUpdate('d').execute();
-    const found = new Map(rows.map((r) => [r.id, toDelivery(r)]));
+    // Only what an acknowledgement reads (no package, certificate or envelope: the listing's query
+    // would send each row's certificate and CMS header as hex for nothing).
+    const rows = await trx
+      .selectFrom('deliveries')
+      .select(['id', 'message_id as messageId', 'sender_orgnr as senderOrgnr', 'route', 'state', 'kind', 'acked_at as ackedAt', 'fingerprint'])
+      .where('id', '=', sql<string>`any(${sql.val(unique)}::uuid[])`)
+      .where('provider_orgnr', '=', org)
+      .orderBy('id')
+      .forUpdate()
+      .execute();
+    const found = new Map(rows.map((r) => [r.id, r]));
     const ackedAt = new Date();
     const ready = [...found.values()].filter((d) => d.state === 'READY');
     // A moved letter (services/storage/moves.ts) was delivered in law long ago: MOVED_IN on the

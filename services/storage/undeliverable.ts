@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { Problem } from '../../shared/errors/problem.js';
 import { appendEvent } from '../../shared/evidence/events.js';
 import type { StorageContext } from '../../shared/storage/context.js';
-import { ensureEnvelope, type Envelope, type EnvelopeTarget } from './envelopes.js';
+import { ensureEnvelopes, type Envelope, type EnvelopeTarget } from './envelopes.js';
 import { storageProblems } from './problems.js';
 
 /** Why the hub itself gave up on a delivery (the ERROR receipt's `reason`, the metric's label). */
@@ -63,29 +63,45 @@ export async function releaseLeases(ctx: StorageContext, deliveries: readonly Pi
 }
 
 /**
- * One leased delivery's envelope, never throwing: an unusable certificate fails that delivery
- * (failUndeliverable); any other error releases its lease and is reported for the caller to log.
+ * Deliveries left out of a listing, each with why: an unusable certificate fails the delivery
+ * (failUndeliverable, counted through hooks.onUndeliverable); any other error, which may pass, is
+ * reported through hooks.onError, and with `leased` their leases are released first (one
+ * statement for all; best effort, else they run out).
  */
-export async function envelopeOrFail<D extends ListingTarget>(ctx: StorageContext, d: D, hooks: ListingHooks): Promise<Enveloped<D>> {
-  try {
-    return { delivery: d, envelope: await ensureEnvelope(ctx, d) };
-  } catch (err) {
+export async function leftOut<D extends ListingTarget>(ctx: StorageContext, ds: readonly D[], errors: readonly unknown[], hooks: ListingHooks, opts: { leased: boolean }): Promise<Enveloped<D>[]> {
+  const results: Enveloped<D>[] = [];
+  for (let i = 0; i < ds.length; i++) {
+    const d = ds[i]!;
+    const err = errors[i];
     if (err instanceof Problem && err.problemType === storageProblems.CERTIFICATE_UNUSABLE) {
       const detail = err.detail ?? err.problemType.title;
       try {
         if (await failUndeliverable(ctx, d, detail)) hooks.onUndeliverable?.(UNDELIVERABLE_REASON);
-        return { delivery: d, failed: detail };
+        results.push({ delivery: d, failed: detail });
       } catch (failing) {
-        return giveBack(ctx, d, failing, hooks);
+        results.push({ delivery: d, error: failing });
       }
-    }
-    return giveBack(ctx, d, err, hooks);
+    } else results.push({ delivery: d, error: err });
   }
+  const errored = results.filter((r): r is Extract<Enveloped<D>, { error: unknown }> => 'error' in r);
+  if (opts.leased && errored.length > 0) await releaseLeases(ctx, errored.map((r) => r.delivery)).catch(() => undefined);
+  for (const r of errored) hooks.onError?.(r.delivery.id, r.error);
+  return results;
 }
 
-/** Not listed this time: the lease goes (best effort; else it runs out) and the caller hears why. */
-async function giveBack<D extends ListingTarget>(ctx: StorageContext, d: D, err: unknown, hooks: ListingHooks): Promise<Enveloped<D>> {
-  await releaseLeases(ctx, [d]).catch(() => undefined);
-  hooks.onError?.(d.id, err);
-  return { delivery: d, error: err };
+/**
+ * The envelopes of leased deliveries (ensureEnvelopes: a few statements for all), never
+ * throwing: those that get none are left out (leftOut), their leases released.
+ */
+export async function envelopesOrFail<D extends ListingTarget>(ctx: StorageContext, ds: readonly D[], hooks: ListingHooks): Promise<Enveloped<D>[]> {
+  const outcomes = await ensureEnvelopes(ctx, ds);
+  const results: Enveloped<D>[] = new Array(ds.length);
+  const bad: number[] = [];
+  outcomes.forEach((o, i) => {
+    if ('envelope' in o) results[i] = { delivery: ds[i]!, envelope: o.envelope };
+    else bad.push(i);
+  });
+  const settled = await leftOut(ctx, bad.map((i) => ds[i]!), bad.map((i) => (outcomes[i] as { error: unknown }).error), hooks, { leased: true });
+  bad.forEach((i, k) => (results[i] = settled[k]!));
+  return results;
 }

@@ -1,4 +1,4 @@
-import { constants, createHash, publicEncrypt, X509Certificate } from 'node:crypto';
+import { constants, createHash, publicEncrypt, X509Certificate, type KeyObject } from 'node:crypto';
 import { explicit, header, issuerAndSerial, NULL, octets, oid, seq, set, smallInt } from './der.js';
 
 /**
@@ -36,6 +36,8 @@ const OAEP_ALG = seq(oid(OID.rsaesOaep), seq(explicit(0, SHA256_ALG), explicit(1
 export interface RecipientCertificate {
   der: Buffer;
   x509: X509Certificate;
+  /** The RSA public key (x509.publicKey makes a new KeyObject at each read). */
+  publicKey: KeyObject;
   /** SHA-256 of the DER certificate: which certificate an envelope was made for. */
   sha256: Buffer;
 }
@@ -48,14 +50,15 @@ export function recipientCertificate(der: Buffer, now = new Date()): RecipientCe
   } catch {
     throw new CertificateError('not an X.509 certificate');
   }
-  if (x509.publicKey.asymmetricKeyType !== 'rsa') throw new CertificateError('the certificate key is not RSA');
+  const publicKey = x509.publicKey;
+  if (publicKey.asymmetricKeyType !== 'rsa') throw new CertificateError('the certificate key is not RSA');
   if (new Date(x509.validFrom) > now || new Date(x509.validTo) < now) throw new CertificateError('the certificate is outside its validity period');
-  return { der, x509, sha256: createHash('sha256').update(der).digest() };
+  return { der, x509, publicKey, sha256: createHash('sha256').update(der).digest() };
 }
 
 /** RSAES-OAEP with SHA-256 and MGF1-SHA-256 (Node sets the MGF1 hash to oaepHash). */
 export function wrapForRecipient(cert: RecipientCertificate, dataKey: Buffer): Buffer {
-  return publicEncrypt({ key: cert.x509.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey);
+  return publicEncrypt({ key: cert.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey);
 }
 
 /**

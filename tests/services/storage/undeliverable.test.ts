@@ -70,3 +70,33 @@ t.test('an error that may pass leaves the delivery out but releases its lease', 
   t.match(alone.headers['content-type'], /^application\/problem\+json/);
   t.equal((await db.selectFrom('deliveries').select('leased_until').where('id', '=', broken.id).executeTakeFirstOrThrow()).leased_until, null);
 });
+
+t.test('a fault found while the listing envelopes a page leaves that delivery out, unleased, and lists the others', async (t) => {
+  const ts = await testService(t, service);
+  const db = ts.deps.db.kysely;
+  await insertProvider(db, { orgnr: DIGIPOST, certDer: digipost.certDer });
+  const headers = { authorization: `Bearer ${await ts.token({ org: DIGIPOST, scope: SCOPES.provider })}` };
+  const first = await seedDelivery(ts.deps, { mailboxAddress: 'kari#1' });
+  const broken = await seedDelivery(ts.deps, { mailboxAddress: 'ola#2' });
+  const last = await seedDelivery(ts.deps, { mailboxAddress: 'per#3' });
+  // Its data key is wrapped under a key-encryption key this hub does not have (a keyring fault).
+  await db.updateTable('packages').set({ kek_id: 'retired-kek' }).where('id', '=', broken.sealed.packageId).execute();
+
+  const list = await ts.app.inject({ method: 'GET', url: '/v1/deliveries', headers });
+  t.equal(list.statusCode, 200, list.body);
+  const listed = list.json().deliveries as { id: string; fingerprint: string }[];
+  t.same(listed.map((d) => d.id), [first.id, last.id], 'the others are listed, in order');
+  const rows = await db.selectFrom('deliveries').select(['id', 'state', 'leased_until', 'fingerprint']).orderBy('created_at').execute();
+  t.same(rows.map((r) => [r.id, r.state, r.leased_until !== null]), [[first.id, 'READY', true], [broken.id, 'READY', false], [last.id, 'READY', true]], 'only the listed ones are leased');
+  t.same(rows.filter((r) => r.fingerprint).map((r) => [r.id, r.fingerprint!.toString('hex')]), listed.map((d) => [d.id, d.fingerprint]), 'their envelopes are stored with the lease, as listed');
+  // The download serves the envelope stored with the lease.
+  const pkg = await ts.app.inject({ method: 'GET', url: `/v1/deliveries/${first.id}/package`, headers });
+  t.equal(pkg.statusCode, 200);
+  t.equal(pkg.headers.etag, `"${listed[0]!.fingerprint}"`);
+
+  // Nothing else to list: the fault is reported (problem+json), no lease taken.
+  await ts.app.inject({ method: 'POST', url: '/v1/deliveries/ack', headers, payload: { ids: [first.id, last.id] } });
+  const alone = await ts.app.inject({ method: 'GET', url: '/v1/deliveries', headers });
+  t.equal(alone.statusCode, 500);
+  t.equal((await db.selectFrom('deliveries').select('leased_until').where('id', '=', broken.id).executeTakeFirstOrThrow()).leased_until, null);
+});
