@@ -36,6 +36,9 @@ import { benchDatabase } from './lib/postgres.js';
 import { cpuMs, postgresCpuMs, writeSyscalls } from './lib/proc.js';
 import { CONTENT_TYPE, LETTER_TAIL, letterHead, PDF_10KB } from './lib/letter-body.js';
 import { report, type Row } from './lib/report.js';
+import { queriesSinceLast, stopChild, waitReady } from './lib/service-process.js';
+
+const queryTotalSinceLast = async (child: ChildProcess) => (await queriesSinceLast(child)).reduce((n, [, c]) => n + c, 0);
 
 const root = projectRoot();
 const COUNT_QUERIES = path.join(root, 'bench/lib/count-queries.mjs');
@@ -78,18 +81,6 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function waitReady(url: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`${url}: process exited (${child.exitCode})`);
-    const ok = await fetch(`${url}/health/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    if (i > 600) throw new Error(`${url} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const serviceEnv = (extra: Record<string, string>) => ({
   ...process.env,
@@ -154,28 +145,7 @@ async function startWholeSystem(): Promise<Target & { dataDir: string }> {
   };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
 
-/** Queries the service process has sent since the last call (the preload counts them; SIGWINCH asks). */
-function queriesSinceLast(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += String(d);
-      const m = /QUERYCOUNTS (.*)\n/.exec(buf);
-      if (!m) return;
-      child.stderr!.off('data', onData);
-      resolve((JSON.parse(m[1]!) as [string, number][]).reduce((n, [, c]) => n + c, 0));
-    };
-    child.stderr!.on('data', onData);
-    child.kill('SIGWINCH');
-  });
-}
 
 /** The intake's batch-size histogram: count and sum so far. */
 async function batchStats(url: string): Promise<{ count: number; sum: number; buckets: Map<string, number> }> {
@@ -212,7 +182,7 @@ interface Measured {
 /** Runs `run` against `target` and accounts CPU, queries, write syscalls and batches per accepted letter. */
 async function measure(target: Target, run: () => Promise<LoadResult>): Promise<Measured> {
   const pid = target.child.pid!;
-  await queriesSinceLast(target.child);
+  await queryTotalSinceLast(target.child);
   const [batches0, rows0] = await Promise.all([batchStats(target.url), messageCount(target.databaseUrl)]);
   const cpu0 = cpuMs(pid);
   const pg0 = target.pgDataDir ? postgresCpuMs(target.pgDataDir) : 0;
@@ -221,7 +191,7 @@ async function measure(target: Target, run: () => Promise<LoadResult>): Promise<
   const cpu1 = cpuMs(pid);
   const pg1 = target.pgDataDir ? postgresCpuMs(target.pgDataDir) : 0;
   const w1 = writeSyscalls(pid);
-  const queries = await queriesSinceLast(target.child);
+  const queries = await queryTotalSinceLast(target.child);
   const [batches1, rows1] = await Promise.all([batchStats(target.url), messageCount(target.databaseUrl)]);
   const accepted = result.statuses[201] ?? 0;
   const per = (n: number) => (accepted > 0 ? n / accepted : 0);

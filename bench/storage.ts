@@ -43,6 +43,7 @@ import { KeepAlive } from './lib/keep-alive.js';
 import { load } from './lib/load.js';
 import { cpuMs, postgresCpuMs } from './lib/proc.js';
 import { report, type Row } from './lib/report.js';
+import { queriesSinceLast, stopChild, waitReady } from './lib/service-process.js';
 
 const MB = 1024 * 1024;
 const PROVIDER = '984661185';
@@ -226,21 +227,7 @@ async function plainWorker(url: string, until: number, times: number[]): Promise
   return errors;
 }
 
-async function waitReady(url: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`${url}: process exited (${child.exitCode})`);
-    if (await fetch(`${url}/health/ready`).then((r) => r.ok, () => false)) return;
-    if (i > 600) throw new Error(`${url} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 /** The storage service as its own process, with the query counter preloaded (and --cpu-prof with BENCH_PULL_PROFILE=1). */
 async function startStorage(databaseUrl: string, dataDir: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
@@ -269,21 +256,6 @@ async function startStorage(databaseUrl: string, dataDir: string): Promise<{ chi
   return { child, url, stderr: () => err };
 }
 
-/** Queries the service process has sent since the last call, by text (the preload prints them on SIGWINCH). */
-function queriesSinceLast(child: ChildProcess): Promise<[string, number][]> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += String(d);
-      const m = /QUERYCOUNTS (.*)\n/.exec(buf);
-      if (!m) return;
-      child.stderr!.off('data', onData);
-      resolve(JSON.parse(m[1]!) as [string, number][]);
-    };
-    child.stderr!.on('data', onData);
-    child.kill('SIGWINCH');
-  });
-}
 
 /** The plain route in its own process serving `body`; its URL. */
 async function startPlain(body: Buffer, dir: string): Promise<{ child: ChildProcess; url: string }> {
