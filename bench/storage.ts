@@ -44,10 +44,14 @@ import { load } from './lib/load.js';
 import { cpuMs, postgresCpuMs } from './lib/proc.js';
 import { report, type Row } from './lib/report.js';
 import { queriesSinceLast, stopChild, waitReady } from './lib/service-process.js';
+import { manifestInput } from '../tests/services/storage/fixtures.js';
 
 const MB = 1024 * 1024;
 const PROVIDER = '984661185';
 const SOURCE = randomBytes(MB); // incompressible, like the PDFs letters mostly are
+
+/** A letter's manifest for a bench package (a fresh id each time). */
+const benchManifest = (sender: string) => manifestInput({ sender: { orgnr: sender }, title: 'Bench', openReceipt: false });
 
 function bytes(size: number): Readable {
   let sent = 0;
@@ -97,16 +101,7 @@ async function seedDeliveries(ctx: StorageContext, db: Kysely<Database>, provide
     const inputs: CreateDelivery[] = [];
     for (let i = 0; i < Math.min(batch, n - done); i++) {
       const sealed = await sealPackageInMemory(ctx, {
-        manifest: {
-          messageId: crypto.randomUUID(),
-          sender: { orgnr: SENDER },
-          recipient: { personId: '01017012345' },
-          title: 'Bench',
-          language: 'nb',
-          securityLevel: 4,
-          availableAt: new Date().toISOString(),
-          openReceipt: false,
-        },
+        manifest: benchManifest(SENDER),
         documents: [{ name: 'letter.pdf', mime: 'application/pdf', data: doc }],
         deferWrite: true,
       });
@@ -421,16 +416,7 @@ try {
 
   const seal = (size: number) =>
     sealPackage(ctx, {
-      manifest: {
-        messageId: crypto.randomUUID(),
-        sender: { orgnr: '974760673' },
-        recipient: { personId: '01017012345' },
-        title: 'Bench',
-        language: 'nb',
-        securityLevel: 4,
-        availableAt: new Date().toISOString(),
-        openReceipt: false,
-      },
+      manifest: benchManifest('974760673'),
       documents: [{ name: 'letter.pdf', mime: 'application/pdf', stream: bytes(size) }],
     });
   await seal(10 * 1024); // warm-up: hub key, connections
