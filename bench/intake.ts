@@ -24,6 +24,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { issueDevToken } from '../shared/auth/dev-issuer.js';
 import { SCOPES } from '../shared/auth/scopes.js';
+import { sql } from 'kysely';
 import { connectDb } from '../shared/db/connect.js';
 import { migrateToLatest } from '../shared/db/migrate.js';
 import { projectRoot } from '../shared/runtime/project-root.js';
@@ -156,6 +157,30 @@ async function batchStats(url: string): Promise<{ count: number; sum: number; bu
   return { count: num(/ingestion_intake_batch_letters_count\{[^}]*\} (\d+)/), sum: num(/ingestion_intake_batch_letters_sum\{[^}]*\} (\d+)/), buckets };
 }
 
+/**
+ * Autovacuum of the rows a scenario inserted would otherwise run, and be counted, in the next
+ * one: before each scenario `settle` waits (at most 30 s) for autovacuum workers to finish. With
+ * `checkpoint` it first writes out every dirty page: only after the baseline, whose ~30,000
+ * 10 KB rows (350 MB) the checkpointer otherwise wrote during the first intake scenario (its
+ * Postgres CPU per letter varied 2x between runs). Not before every scenario: right after a
+ * checkpoint every page a scenario touches costs a full-page image in the WAL, which in one run
+ * doubled the intake's Postgres CPU per letter against steady state (one checkpoint per 5 min).
+ * The warm-up that follows takes those first touches.
+ */
+async function settle(databaseUrl: string, opts: { checkpoint?: boolean } = {}): Promise<void> {
+  const db = connectDb(databaseUrl, { poolSize: 1 });
+  try {
+    if (opts.checkpoint) await sql`checkpoint`.execute(db.kysely);
+    for (let i = 0; i < 300; i++) {
+      const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`.execute(db.kysely);
+      if (r.rows[0]!.n === 0) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  } finally {
+    await db.close();
+  }
+}
+
 async function messageCount(databaseUrl: string): Promise<number> {
   const db = connectDb(databaseUrl, { poolSize: 1 });
   try {
@@ -184,6 +209,7 @@ async function measure(target: Target, run: () => Promise<LoadResult>): Promise<
   const pid = target.child.pid!;
   await queryTotalSinceLast(target.child);
   const [batches0, rows0] = await Promise.all([batchStats(target.url), messageCount(target.databaseUrl)]);
+  await settle(target.databaseUrl);
   const cpu0 = cpuMs(pid);
   const pg0 = target.pgDataDir ? postgresCpuMs(target.pgDataDir) : 0;
   const w0 = writeSyscalls(pid);
@@ -296,6 +322,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     await db.close();
 
     const baseline = await measureBaselineProcess(pg.url, pg.dataDir, durationS);
+    await settle(pg.url, { checkpoint: true });
     const base = baseline.load.requestsPerSec;
     rows.push({
       scenario: 'baseline: fastify + 1 pg insert (10 KB), own process, 32 conns',
