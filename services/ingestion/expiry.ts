@@ -9,7 +9,7 @@ import { createDelivery } from '../../shared/storage/deliveries.js';
 import { withdrawUnacknowledged } from '../../shared/storage/withdraw.js';
 import type { PrintInstructions } from '../../shared/crypto/asice.js';
 import { findPrintProvider } from '../../shared/registry/recipients.js';
-import { startPollLoop } from './webhooks.js';
+import { startPollLoop } from '../../shared/runtime/poll-loop.js';
 
 /**
  * The ingestion service's own queue. It carried one delayed expiry check per delivery (written

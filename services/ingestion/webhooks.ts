@@ -8,6 +8,7 @@ import type { HubKeys } from '../../shared/crypto/hub-keys.js';
 import { Problem } from '../../shared/errors/problem.js';
 import { decodeJws } from './receipts.js';
 import { ingestionProblems } from './problems.js';
+import { startPollLoop } from '../../shared/runtime/poll-loop.js';
 
 /**
  * Receipt webhooks. An operator registers one HTTPS URL per sender; each new receipt is POSTed
@@ -230,35 +231,4 @@ export async function pushRound(db: Kysely<Database>, hub: HubKeys, opts: Pusher
 
 export function startPusher(db: Kysely<Database>, hub: HubKeys, opts: PusherOptions & { pollMs: number; logger: { warn(obj: unknown, msg?: string): void } }) {
   return startPollLoop(() => pushRound(db, hub, opts), opts.pollMs, opts.logger, 'webhook push round failed; retrying');
-}
-
-/** Runs `round` until it finds nothing to do, then again every `pollMs`, until stopped. */
-export function startPollLoop(round: () => Promise<number>, pollMs: number, logger: { warn(obj: unknown, msg?: string): void }, failure: string) {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let wake: (() => void) | undefined;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        while (!stopped && (await round()) > 0) {
-          /* drain */
-        }
-      } catch (err) {
-        logger.warn({ err }, failure);
-      }
-      if (stopped) break;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, pollMs);
-      });
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      wake?.();
-      await loop;
-    },
-  };
 }

@@ -5,7 +5,8 @@ import type { Database } from '../../../shared/db/database.js';
 import type { NextMoveSubscriptionsTable } from '../../../shared/db/tables/nextmove.js';
 import { Problem } from '../../../shared/errors/problem.js';
 import { ingestionProblems } from '../problems.js';
-import { checkWebhookUrl, postJson, retryDelayMs, startPollLoop, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TYP, type PusherOptions } from '../webhooks.js';
+import { startPollLoop } from '../../../shared/runtime/poll-loop.js';
+import { checkWebhookUrl, postJson, retryDelayMs, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TYP, type PusherOptions } from '../webhooks.js';
 import { violation, violationEntry } from './sbd.js';
 import { statusById, syncStatuses } from './statuses.js';
 
