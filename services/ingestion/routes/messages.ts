@@ -108,7 +108,7 @@ const messageRoutes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opt
       schema: {
         summary: 'Send a letter',
         description:
-          'DESIGN flow 2-4: multipart/form-data with a JSON `message` part and the documents, streamed into a sealed package. ' +
+          'DESIGN flow 2-4: multipart/form-data with a JSON `message` part and the documents, sealed into an encrypted package (a body up to INTAKE_IN_MEMORY_MAX_BYTES is read whole, a larger one streamed). ' +
           'Idempotency-Key is required: the same key and request give the same answer (for at least 24 h), the same key with another request 422, ' +
           'a request with the key still being committed 409. Routing: DIGITAL to the active mailbox, else PRINT when print details are given, else 422. ' +
           'Letters arriving together are committed together (group commit); 201 only after the commit. An upload that stalls is answered 408; ' +
