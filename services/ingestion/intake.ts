@@ -81,7 +81,6 @@ const unwrap = (outcome: CommitOutcome): SubmitResult => {
   return { status: 201, body: outcome.body, replayed: outcome.replayed };
 };
 
-
 /** The letter only: its route is signed per delivery, since it can change after sealing (docs/storage.md). */
 function manifestFor(letter: ParsedLetter, messageId: string): ManifestInput {
   const part = letter.valid.part;
@@ -114,7 +113,7 @@ async function sealDocuments(storage: StorageContext, letter: ParsedLetter, mani
 }
 
 /** Seals documents read whole (see DocumentSource.whole); a bad document name is the client's. */
-async function sealInMemory(storage: StorageContext, letter: ParsedLetter, manifest: ManifestInput, documents: DocumentData[]): Promise<SealedPackage> {
+async function sealInMemory(storage: StorageContext, manifest: ManifestInput, documents: DocumentData[]): Promise<SealedPackage> {
   try {
     return await sealPackageInMemory(storage, { manifest, documents, deferWrite: true });
   } catch (err) {
@@ -201,7 +200,7 @@ export async function submitParsedLetter(ctx: IntakeContext, letter: ParsedLette
   if (letter.documents.whole && letter.valid.part.print === undefined) {
     const documents = await letter.documents.whole(budget);
     letter.onDocumentsRead?.();
-    sealed = await sealInMemory(ctx.storage, letter, manifestFor(letter, ids.messageId), documents);
+    sealed = await sealInMemory(ctx.storage, manifestFor(letter, ids.messageId), documents);
   } else {
     const streamed = await lookUpAndStream(ctx, letter, ids.messageId, budget, now);
     if ('replay' in streamed) return streamed.replay;

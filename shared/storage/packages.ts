@@ -48,6 +48,9 @@ export interface SealedPackage {
   pending?: PendingPackage;
 }
 
+/** The hub's detached JWS over the exact bytes of manifest.json (META-INF/manifest.jws). */
+const signManifest = (ctx: StorageContext, json: Buffer): Promise<string> => ctx.hub.sign(json, { detached: true, cty: 'application/json' });
+
 export const dataKeyContext = (packageId: string): string => `package:${packageId}`;
 
 class Counter extends Transform {
@@ -92,7 +95,7 @@ export async function sealPackage(ctx: StorageContext, input: SealInput): Promis
     input.documents,
     (json) => {
       manifestJson = json;
-      return ctx.hub.sign(json, { detached: true, cty: 'application/json' });
+      return signManifest(ctx, json);
     },
     { compressionLevel: input.compressionLevel },
   );
@@ -183,7 +186,7 @@ export async function sealPackageInMemory(ctx: StorageContext, input: Omit<SealI
   const streamed = () => sealPackage(ctx, { ...input, documents: input.documents.map((d) => ({ name: d.name, mime: d.mime, stream: Readable.from([d.data]) })) });
   if (total >= oneChunk) return streamed();
   const packageId = input.packageId ?? randomUUID();
-  const built = await buildPackageInMemory(input.manifest, input.documents, (json) => ctx.hub.sign(json, { detached: true, cty: 'application/json' }), {
+  const built = await buildPackageInMemory(input.manifest, input.documents, (json) => signManifest(ctx, json), {
     compressionLevel: input.compressionLevel,
   });
   const dataKey = randomBytes(32);
