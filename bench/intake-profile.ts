@@ -3,6 +3,8 @@
  * process (optionally with --cpu-prof and a query counter), loads it with autocannon from here.
  *   PROFILE=1  writes a .cpuprofile under bench/results/
  *   COUNT=1    prints queries per letter
+ *   PERF=N     passes --perf-basic-prof-only-functions, prints the service pid and waits N s
+ *              after the warm-up (time to attach `perf record -p PID`)
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -32,6 +34,7 @@ const root = projectRoot();
 const args = ['--import', 'tsx'];
 if (process.env.COUNT) args.push('--import', path.join(root, 'bench/lib/count-queries.mjs'));
 if (process.env.PROFILE) args.push('--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench/results'));
+if (process.env.PERF) args.push('--perf-basic-prof-only-functions');
 args.push(path.join(root, 'services/ingestion/main.ts'));
 let stderr = '';
 const child = spawn(process.execPath, args, {
@@ -49,6 +52,8 @@ const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, au
 const run = (durationS: number, connections = 32) =>
   load({ url: `http://127.0.0.1:${port}/v1/messages`, method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE, 'idempotency-key': '[<id>]' }, durationS, connections, idReplacement: true });
 await run(3);
+if (process.env.PERF) console.log('SERVICE_PID', child.pid);
+if (process.env.PERF) await new Promise((r) => setTimeout(r, Number(process.env.PERF) * 1000));
 if (process.env.COUNT) child.kill('SIGWINCH');
 const before = Number((await db.kysely.selectFrom('messages').select((e) => e.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
 const waits = new Map<string, number>();

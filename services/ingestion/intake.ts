@@ -12,9 +12,10 @@ import { findAnswer, isValidIdempotencyKey, requestFingerprint } from './idempot
 import type { IntakeBatches } from './intake/batches.js';
 import { LostRace, replayOrReuse, type CommitOutcome, type SealedLetter } from './intake/commit.js';
 import { lockNameOf, recipientOf } from './intake/lookup.js';
-import { multipartDocuments, Parts, partsError, readMessagePart, type DocumentSource } from './intake/parts.js';
+import { multipartDocuments, multipartLimits, Parts, partsError, readMessagePart, type DocumentSource, type PartSource } from './intake/parts.js';
 import { UploadWatchdog } from './intake/uploads.js';
 import { validateMessage, type ValidMessage } from './intake/validate.js';
+import { readWholeBody, WholeBodyParts } from './intake/whole-body.js';
 import { ingestionProblems, intakeOverloaded } from './problems.js';
 import { routeRecipient, type Route } from './routing.js';
 
@@ -255,9 +256,10 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
   };
   try {
     const now = deps.clock?.() ?? new Date();
-    const parts = new Parts(request, watchdog);
+    const declared = Number(request.headers['content-length']);
+    const inMemory = declared <= config.INTAKE_IN_MEMORY_MAX_BYTES;
+    const parts: PartSource = inMemory ? new WholeBodyParts(await readWholeBody(request.raw, watchdog, declared), request.headers, multipartLimits(config), watchdog) : new Parts(request, watchdog);
     const valid = validateMessage(await readMessagePart(parts), { maxAttachments: config.MESSAGE_MAX_ATTACHMENTS, now });
-    const inMemory = Number(request.headers['content-length']) <= config.INTAKE_IN_MEMORY_MAX_BYTES;
     const letter: ParsedLetter = { org, sender, key, valid, documents: multipartDocuments(parts, valid.documents, { inMemory }), onDocumentsRead: read };
     return await submitParsedLetter(ctx, letter, { now, log: request.log });
   } finally {

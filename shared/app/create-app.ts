@@ -9,6 +9,7 @@ import { commonProblems, Problem } from '../errors/problem.js';
 import { syntheticPersonIdsAllowed } from '../config/config.js';
 import { setPersonIdPolicy } from '../ids/person-id.js';
 import { createLogger } from '../logging/logger.js';
+import { lazyChildLogger } from '../logging/request-logger.js';
 import { documentTransform, installContentTypeCheck, isRateLimitExempt, operationTransform, SECURITY_SCHEMES } from './api-contract.js';
 import type { ServiceDeps } from './deps.js';
 import { installHealth } from './health.js';
@@ -62,6 +63,7 @@ export async function createApp(info: ServiceInfo, deps: ServiceDeps): Promise<A
   setPersonIdPolicy({ synthetic: syntheticPersonIdsAllowed(deps.config) });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    childLoggerFactory: lazyChildLogger,
     bodyLimit: info.bodyLimit ?? 1024 * 1024,
     requestIdHeader: false,
     genReqId: (req) => {

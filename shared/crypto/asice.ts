@@ -151,7 +151,7 @@ export function buildPackage(
     if (entries.length === 0) throw new PackageError('a package needs at least one document');
     const built: Manifest = { ...letterManifest(input), createdAt: mtime.toISOString(), documents: entries };
     const json = Buffer.from(JSON.stringify(built));
-    yield zip.file(MANIFEST_NAME, json, { compress: level > 0, level });
+    yield zip.file(MANIFEST_NAME, json, { compress: false }); // see buildPackageInMemory
     yield zip.file(MANIFEST_JWS_NAME, Buffer.from(await sign(json), 'ascii'), { compress: false });
     yield zip.finish();
     settle.resolve(built);
@@ -204,7 +204,9 @@ export async function buildPackageInMemory(
   if (entries.length === 0) throw new PackageError('a package needs at least one document');
   const manifest: Manifest = { ...letterManifest(input), createdAt: mtime.toISOString(), documents: entries };
   const manifestJson = Buffer.from(JSON.stringify(manifest));
-  parts.push(zip.file(MANIFEST_NAME, manifestJson, { compress: level > 0, level }));
+  // Stored: deflate would save a few hundred bytes of a small JSON for a zlib stream's set-up,
+  // which cost more CPU per letter than the document's own deflate (docs/ingestion.md).
+  parts.push(zip.file(MANIFEST_NAME, manifestJson, { compress: false }));
   parts.push(zip.file(MANIFEST_JWS_NAME, Buffer.from(await sign(manifestJson), 'ascii'), { compress: false }));
   parts.push(zip.finish());
   return { zip: Buffer.concat(parts), manifest, manifestJson };

@@ -61,3 +61,26 @@ t.test('request logs carry a request id but no personId from the URL or headers'
   const generated = await app.inject({ method: 'GET', url: '/health/live', headers: { 'x-request-id': 'bad id with spaces' } });
   t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'an unusable request id is replaced with a fresh one');
 });
+
+t.test("a route's own log lines carry its request id and are redacted; lines below the level are not written", async (t) => {
+  for (const level of ['info', 'warn'] as const) {
+    const { lines, stream } = capture();
+    const deps = await testDeps(t);
+    const app = await createApp({ name: 'registry', description: 'test' }, { ...deps, logger: createLogger('registry', level, stream) });
+    app.get('/v1/things', async (request) => {
+      request.log.debug({ personId: PERSON_ID }, 'debug line');
+      request.log.info({ personId: PERSON_ID, title: TITLE }, 'info line');
+      request.log.warn({ email: EMAIL }, 'warn line');
+      return { ok: true };
+    });
+    const res = await app.inject({ method: 'GET', url: '/v1/things', headers: { 'x-request-id': `req-${level}` } });
+    await app.close();
+    t.equal(res.statusCode, 200);
+    const entries = lines.map((l) => JSON.parse(l) as { reqId?: string; msg?: string; personId?: string });
+    const own = entries.filter((e) => /line$/.test(e.msg ?? ''));
+    t.same(own.map((e) => e.msg), level === 'info' ? ['info line', 'warn line'] : ['warn line'], `level ${level}: only lines at or above it`);
+    t.ok(own.every((e) => e.reqId === `req-${level}`), 'each carries the request id');
+    if (level === 'info') t.equal(own[0]!.personId, '[redacted]');
+    assertClean(t, lines.join(''));
+  }
+});

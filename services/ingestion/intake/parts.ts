@@ -1,14 +1,28 @@
 import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
-import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import { findBadValue } from '../../../shared/app/input-guard.js';
+import type { Config } from '../../../shared/config/config.js';
 import type { DocumentData, DocumentInput } from '../../../shared/crypto/asice.js';
 import { commonProblems, Problem } from '../../../shared/errors/problem.js';
 import { checkDocumentData, DocumentGuard, type SizeBudget } from '../documents.js';
 import { ingestionProblems } from '../problems.js';
 import type { DeclaredDocument } from './validate.js';
 import type { UploadWatchdog } from './uploads.js';
+
+/** The multipart parser's limits, for streamed letters (@fastify/multipart) and those read whole alike. */
+export function multipartLimits(config: Pick<Config, 'MESSAGE_MAX_BYTES' | 'MESSAGE_MAX_ATTACHMENTS'>) {
+  return {
+    // The letter's total is enforced while reading (DocumentGuard, checkDocumentData); one byte
+    // more here so that check, with its precise problem, always fires first.
+    fileSize: config.MESSAGE_MAX_BYTES + 1,
+    files: config.MESSAGE_MAX_ATTACHMENTS + 1,
+    fields: 1,
+    parts: config.MESSAGE_MAX_ATTACHMENTS + 3,
+    fieldSize: MAX_MESSAGE_PART,
+    headerPairs: 50,
+  };
+}
 
 /** Errors of the multipart parser (busboy, @fastify/multipart) as problems: all are the client's. */
 export function partsError(err: unknown): Problem {
@@ -31,16 +45,49 @@ export function partsError(err: unknown): Problem {
   }
 }
 
-/** The parts of a multipart request, one at a time, under the upload's watchdog. */
-export class Parts {
-  private readonly it: AsyncIterator<Multipart>;
+/** A multipart field (the `message` part, sent without a filename). */
+export interface FieldPart {
+  type: 'field';
+  fieldname: string;
+  /** The value, parsed when the part was sent as application/json. */
+  value: unknown;
+  valueTruncated: boolean;
+}
+
+/** A multipart file part (a document). */
+export interface FilePart {
+  type: 'file';
+  fieldname: string;
+  filename: string;
+  mimetype: string;
+  file: Readable;
+  /** Its bytes, when the body was read whole (intake/whole-body.ts). */
+  chunks?: readonly Buffer[];
+}
+
+export type Part = FieldPart | FilePart;
+
+/** A request's parts, one at a time, in order, under the upload's watchdog. */
+export interface PartSource {
+  readonly watchdog: UploadWatchdog;
+  next(): Promise<Part | undefined>;
+}
+
+/** Lets a part go unread (a refused one): a streamed part must still drain for the parser to go on. */
+function discard(part: Part | undefined): void {
+  if (part?.type === 'file' && part.chunks === undefined) part.file.resume();
+}
+
+/** The parts of a streamed request (@fastify/multipart), one at a time, under the upload's watchdog. */
+export class Parts implements PartSource {
+  private readonly it: AsyncIterator<Part>;
   constructor(
     request: FastifyRequest,
     readonly watchdog: UploadWatchdog,
   ) {
-    this.it = request.parts()[Symbol.asyncIterator]();
+    this.it = (request.parts() as AsyncIterable<Part>)[Symbol.asyncIterator]();
   }
-  async next(): Promise<Multipart | undefined> {
+  async next(): Promise<Part | undefined> {
     try {
       const pending = this.it.next();
       this.watchdog.start(); // the first next() pipes the request into the parser
@@ -67,10 +114,10 @@ async function readLimited(stream: Readable, max: number): Promise<Buffer> {
 
 export const MAX_MESSAGE_PART = 256 * 1024;
 
-export async function readMessagePart(parts: Parts): Promise<unknown> {
+export async function readMessagePart(parts: PartSource): Promise<unknown> {
   const part = await parts.next();
   if (!part || part.fieldname !== 'message') {
-    if (part?.type === 'file') part.file.resume();
+    discard(part);
     throw new Problem(ingestionProblems.MESSAGE_PART_MISSING, 'Send the JSON `message` part first, then one file part per document');
   }
   let raw: unknown;
@@ -96,25 +143,25 @@ export async function readMessagePart(parts: Parts): Promise<unknown> {
 export const DOCUMENT_FIELD = 'document';
 
 /** The next part must be the file of `doc`. */
-async function documentPart(parts: Parts, doc: DeclaredDocument): Promise<MultipartFile> {
+async function documentPart(parts: PartSource, doc: DeclaredDocument): Promise<FilePart> {
   const part = await parts.next();
   if (!part) throw new Problem(ingestionProblems.MISSING_DOCUMENT, `No file part for document ${JSON.stringify(doc.name)}; send them in the declared order`, { document: doc.name });
   if (part.type !== 'file') throw new Problem(ingestionProblems.UNEXPECTED_PART, `Expected the file of ${JSON.stringify(doc.name)}, got field ${JSON.stringify(part.fieldname)}`);
   if (part.fieldname !== DOCUMENT_FIELD) {
-    part.file.resume();
+    discard(part);
     throw new Problem(ingestionProblems.UNEXPECTED_PART, `File parts are named ${JSON.stringify(DOCUMENT_FIELD)}, got ${JSON.stringify(part.fieldname.slice(0, 100))}`);
   }
   if (part.filename !== doc.name) {
-    part.file.resume();
+    discard(part);
     throw new Problem(ingestionProblems.MISSING_DOCUMENT, `Expected the file ${JSON.stringify(doc.name)} next (declared order), got ${JSON.stringify(part.filename)}`, { document: doc.name });
   }
   return part;
 }
 
-export async function noMoreParts(parts: Parts): Promise<void> {
+export async function noMoreParts(parts: PartSource): Promise<void> {
   const extra = await parts.next();
   if (extra) {
-    if (extra.type === 'file') extra.file.resume();
+    discard(extra);
     throw new Problem(ingestionProblems.UNEXPECTED_PART, `Unexpected part ${JSON.stringify(extra.fieldname)} after the declared documents`);
   }
 }
@@ -133,7 +180,8 @@ export interface DocumentSource {
 }
 
 /** A file part's bytes, as they arrived. */
-async function chunksOf(part: MultipartFile): Promise<Buffer[]> {
+async function chunksOf(part: FilePart): Promise<readonly Buffer[]> {
+  if (part.chunks) return part.chunks;
   const chunks: Buffer[] = [];
   try {
     for await (const chunk of part.file as AsyncIterable<Buffer>) chunks.push(chunk);
@@ -147,7 +195,7 @@ async function chunksOf(part: MultipartFile): Promise<Buffer[]> {
  * The documents of a multipart request (the parts after the message part); `inMemory` when the
  * body is known to be small (its Content-Length), so they may be read whole.
  */
-export function multipartDocuments(parts: Parts, docs: readonly DeclaredDocument[], opts: { inMemory?: boolean } = {}): DocumentSource {
+export function multipartDocuments(parts: PartSource, docs: readonly DeclaredDocument[], opts: { inMemory?: boolean } = {}): DocumentSource {
   const whole = async (budget: SizeBudget): Promise<DocumentData[]> => {
     const out: DocumentData[] = [];
     for (const doc of docs) out.push(checkDocumentData(doc.name, doc.mime, await chunksOf(await documentPart(parts, doc)), budget));

@@ -1,6 +1,7 @@
 import multipart from '@fastify/multipart';
 import underPressure from '@fastify/under-pressure';
 import type { FastifyPluginAsync } from 'fastify';
+import { multipartLimits } from '../intake/parts.js';
 import { ingestionProblems, intakeOverloaded } from '../problems.js';
 import { registerJwksRoute } from '../../../shared/crypto/jwks-route.js';
 import { queueAdmin } from '../../../shared/app/queue-admin.js';
@@ -16,18 +17,7 @@ import webhooks from './webhooks.js';
 /** The ingestion service's resources; each resource registers from its own file. */
 const routes: FastifyPluginAsync<IngestionRouteOptions> = async (app, opts) => {
   const config = opts.deps.config;
-  await app.register(multipart, {
-    limits: {
-      // The letter's total is enforced while streaming (DocumentGuard); one byte more here so
-      // that check, with its precise problem, always fires first.
-      fileSize: config.MESSAGE_MAX_BYTES + 1,
-      files: config.MESSAGE_MAX_ATTACHMENTS + 1,
-      fields: 1,
-      parts: config.MESSAGE_MAX_ATTACHMENTS + 3,
-      fieldSize: 256 * 1024,
-      headerPairs: 50,
-    },
-  });
+  await app.register(multipart, { limits: multipartLimits(config) });
   // Senders verify receipts and webhook signatures against the hub keys; served here too.
   registerJwksRoute(app, () => opts.storage.hub);
   await app.register(capabilities, opts);

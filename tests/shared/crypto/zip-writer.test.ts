@@ -36,7 +36,7 @@ t.test('documents are always method 8; only those that compress are compressed',
     ['vedtak.pdf', 8],
     ['vedlegg æøå.txt', 8],
     ['tom.txt', 8],
-    ['manifest.json', 8],
+    ['manifest.json', 0], // stored: a small JSON is not worth a zlib stream
     ['META-INF/manifest.jws', 0],
   ]);
   t.same(entries[1]!.data, incompressible);
