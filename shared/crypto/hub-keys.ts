@@ -23,14 +23,6 @@ export interface PublicJwks {
 
 const CACHE_MS = 60_000;
 
-/**
- * ES256 with the callback form of crypto.sign, which runs on libuv's thread pool: about 80 µs of
- * the intake's single event-loop thread per letter moved to the machine's other cores
- * (docs/ingestion.md, Performance).
- */
-const signOffThread = (data: Buffer, key: KeyObject): Promise<Buffer> =>
-  new Promise((resolve, reject) => signNative('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, (err, sig) => (err ? reject(err) : resolve(sig))));
-
 /** How long verifiers may cache the JWKS (`Cache-Control: max-age` of /.well-known/jwks.json). */
 export const JWKS_MAX_AGE_SECONDS = 300;
 
@@ -152,7 +144,7 @@ export class HubKeys {
     const { kid, key } = await this.signingKey();
     const header = Buffer.from(JSON.stringify({ alg: HUB_ALG, kid, ...(opts.typ ? { typ: opts.typ } : {}), ...(opts.cty ? { cty: opts.cty } : {}) })).toString('base64url');
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64url');
-    const signature = (await signOffThread(Buffer.from(`${header}.${body}`, 'ascii'), key)).toString('base64url');
+    const signature = signNative('sha256', Buffer.from(`${header}.${body}`, 'ascii'), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
     return opts.detached ? `${header}..${signature}` : `${header}.${body}.${signature}`;
   }
 }
