@@ -137,6 +137,10 @@ t.test('evidence log and receipts', async (t) => {
 t.test('chain rules', async (t) => {
   t.equal(canonicalJson({ b: 1, a: [true, null, 'x'], c: undefined }), '{"a":[true,null,"x"],"b":1}');
   t.equal(canonicalJson({ a: 1, b: 2 }), canonicalJson({ b: 2, a: 1 }));
+  t.equal(canonicalJson({ a: undefined, b: { d: [], c: {} } }), '{"b":{"c":{},"d":[]}}', 'a skipped first key leaves no comma');
+  // RFC 8785: keys ordered by UTF-16 code units: Z (0x5A) < z (0x7A) < é (0xE9) < an emoji (surrogate 0xD83D).
+  t.equal(canonicalJson({ '😀': 1, é: 2, z: 3, Z: 4 }), '{"Z":4,"z":3,"é":2,"😀":1}');
+  t.equal(canonicalJson(['a"b', '\u2028', -0.5, 1e21]), JSON.stringify(['a"b', '\u2028', -0.5, 1e21]));
   t.throws(() => canonicalJson(NaN));
   t.throws(() => canonicalJson(() => 1));
   const e1 = { messageId: 'm', seq: 1, type: 'A', at: new Date(0), data: {}, prevHash: null };
