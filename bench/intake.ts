@@ -1,7 +1,8 @@
 /**
  * Intake: POST /v1/messages with one 10 KB PDF through the whole ingestion stack (auth, multipart,
  * MIME check, routing, sealing, group commit, the outbox relay running), next to the baseline (a
- * bare Fastify route doing one insert of the same bytes), in one run:
+ * bare Fastify route doing one insert of the same bytes) and the floor (bench/lib/floor-server.ts:
+ * a bare route that parses and seals the same letter, then does that insert), in one run:
  *
  * - the ingestion service alone, in its own process: at most (32 connections), at 500/s, at its
  *   capacity and at 3x its capacity (load shedding: p99 of the accepted letters, 503s, and a
@@ -239,8 +240,15 @@ async function measure(target: Target, run: () => Promise<LoadResult>): Promise<
   };
 }
 
-async function measureBaselineProcess(databaseUrl: string, pgDataDir: string | undefined, durationS: number): Promise<{ load: LoadResult; cpuMsPerLetter: number; writesPerLetter: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/lib/baseline-server.ts')], {
+/** A bare server (bench/lib/<script>, prints its URL) as its own process, loaded with `request` at 32 connections. */
+async function measureBareProcess(
+  script: string,
+  request: { body: Buffer; contentType: string },
+  databaseUrl: string,
+  pgDataDir: string | undefined,
+  durationS: number,
+): Promise<{ load: LoadResult; cpuMsPerLetter: number; writesPerLetter: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/lib', script)], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl },
     stdio: ['ignore', 'pipe', 'ignore'],
@@ -252,10 +260,10 @@ async function measureBaselineProcess(databaseUrl: string, pgDataDir: string | u
         out += String(d);
         if (out.includes('\n')) resolve(out.trim());
       });
-      child.once('exit', () => reject(new Error('baseline server exited')));
+      child.once('exit', () => reject(new Error(`${script} exited`)));
     });
-    const run = () => load({ url, method: 'POST', body: BODY_10KB, headers: { 'content-type': 'application/octet-stream' }, durationS });
-    await load({ url, method: 'POST', body: BODY_10KB, headers: { 'content-type': 'application/octet-stream' }, durationS: 2 }); // warm-up
+    const run = (seconds = durationS) => load({ url, method: 'POST', body: request.body, headers: { 'content-type': request.contentType }, durationS: seconds });
+    await run(2); // warm-up
     const cpu0 = cpuMs(child.pid!) + (pgDataDir ? postgresCpuMs(pgDataDir) : 0);
     const w0 = writeSyscalls(child.pid!);
     const r = await run();
@@ -321,7 +329,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     await seedRegistry(db.kysely); // idempotent: a reused BENCH_DATABASE_URL or a dev-seeded registry keeps its rows
     await db.close();
 
-    const baseline = await measureBaselineProcess(pg.url, pg.dataDir, durationS);
+    const baseline = await measureBareProcess('baseline-server.ts', { body: BODY_10KB, contentType: 'application/octet-stream' }, pg.url, pg.dataDir, durationS);
+    await settle(pg.url, { checkpoint: true });
+    const body = Buffer.concat([letterHead(), PDF_10KB, LETTER_TAIL]);
+    const floor = await measureBareProcess('floor-server.ts', { body, contentType: CONTENT_TYPE }, pg.url, pg.dataDir, durationS);
     await settle(pg.url, { checkpoint: true });
     const base = baseline.load.requestsPerSec;
     rows.push({
@@ -336,8 +347,19 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       answers: statusText(baseline.load.statuses),
     });
 
+    rows.push({
+      scenario: 'floor: fastify + multipart + seal + 1 pg insert, own process',
+      'letters/s': Math.round(floor.load.requestsPerSec),
+      'p50 ms': floor.load.p50Ms,
+      'p99 ms': floor.load.p99Ms,
+      'vs baseline': floor.load.requestsPerSec / base,
+      'CPU ms/letter': floor.cpuMsPerLetter,
+      'DB round trips/letter': 1,
+      'write syscalls/letter': floor.writesPerLetter,
+      answers: statusText(floor.load.statuses),
+    });
+
     const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
-    const body = Buffer.concat([letterHead(), PDF_10KB, LETTER_TAIL]);
     const intakeAt = (base: string) => (extra: { rate?: number; durationS?: number; connections?: number } = {}) =>
       loadRun({
         url: `${base}/v1/messages`,
