@@ -22,11 +22,8 @@ import type { UploadWatchdog } from './uploads.js';
 /** The multipart limits, shared by the plugin (streamed letters) and this parser. */
 export type MultipartLimits = NonNullable<BusboyConfig['limits']>;
 
-class PartsLimitError extends Error {
-  constructor(readonly code: 'FST_PARTS_LIMIT' | 'FST_FILES_LIMIT' | 'FST_FIELDS_LIMIT') {
-    super('reach limit');
-  }
-}
+/** The plugin's limit errors (codes and messages), which partsError maps to problems. */
+const LIMITS = { partsLimit: ['FST_PARTS_LIMIT', 'reach parts limit'], filesLimit: ['FST_FILES_LIMIT', 'reach files limit'], fieldsLimit: ['FST_FIELDS_LIMIT', 'reach fields limit'] } as const;
 const codedError = (code: string, message: string): Error => Object.assign(new Error(message), { code });
 
 /** The body, whole, under the upload's watchdog (idle and total time); at most `max` bytes. */
@@ -67,6 +64,7 @@ interface Collected {
 async function collect(body: Buffer, headers: IncomingMessage['headers'], limits: MultipartLimits): Promise<Collected> {
   const parts: Part[] = [];
   const files: Promise<unknown>[] = [];
+  let lastFile: ReturnType<typeof bufferedFile> | undefined;
   let lastError: Error | undefined;
   let parserError: Error | undefined;
   let limited: Error | undefined;
@@ -76,14 +74,14 @@ async function collect(body: Buffer, headers: IncomingMessage['headers'], limits
   } catch (err) {
     return { parts, end: err as Error };
   }
-  const onLimit = (code: PartsLimitError['code']) => () => {
-    lastError = new PartsLimitError(code);
-    limited ??= lastError;
-  };
-  bb.on('partsLimit', onLimit('FST_PARTS_LIMIT'));
-  bb.on('filesLimit', onLimit('FST_FILES_LIMIT'));
-  bb.on('fieldsLimit', onLimit('FST_FIELDS_LIMIT'));
+  for (const [event, [code, message]] of Object.entries(LIMITS)) {
+    bb.on(event, () => {
+      lastError = codedError(code, message);
+      limited ??= lastError;
+    });
+  }
   bb.on('field', (name: string, value: string, _nameTruncated: boolean, valueTruncated: boolean, _encoding: string, mimetype: string) => {
+    if (parserError) return; // busboy still ends a field the body cut short; the plugin delivers the error first
     if (name in Object.prototype) return void (lastError = codedError('FST_PROTO_VIOLATION', 'prototype property is not allowed as field name'));
     let parsed: unknown = value;
     if (mimetype.startsWith('application/json')) {
@@ -97,14 +95,18 @@ async function collect(body: Buffer, headers: IncomingMessage['headers'], limits
     parts.push({ type: 'field', fieldname: name, value: parsed, valueTruncated });
   });
   bb.on('file', (name: string, stream: Readable, filename: string, _encoding: string, mimetype: string) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const part = bufferedFile(name, filename, mimetype);
+    lastFile = part;
+    stream.on('data', (chunk: Buffer) => part.add(chunk));
+    stream.on('limit', () => (lastError = codedError('FST_REQ_FILE_TOO_LARGE', 'request file too large')));
     stream.on('error', (err: Error) => {
+      // Its reader meets the error, as it would reading the streamed part.
+      part.fail(err);
       if (err.message.includes('terminated early')) lastError = err;
     });
     files.push(finished(stream).catch(() => undefined));
     if (name in Object.prototype) return void (lastError = codedError('FST_PROTO_VIOLATION', 'prototype property is not allowed as field name'));
-    parts.push(bufferedFile(name, filename, mimetype, chunks));
+    parts.push(part.part);
   });
   const parsed = new Promise<void>((resolve) => {
     bb.on('finish', resolve).on('close', resolve);
@@ -117,20 +119,43 @@ async function collect(body: Buffer, headers: IncomingMessage['headers'], limits
   bb.end(body);
   await parsed;
   await Promise.all(files);
+  // The plugin destroys the last file part it handed out with a parser error, finished or not:
+  // reading it fails with that error.
+  if (parserError) lastFile?.fail(parserError);
   return { parts, end: parserError ?? limited ?? lastError };
 }
 
-/** A file part whose bytes are in memory; `file` streams them for a reader that wants a stream. */
-function bufferedFile(fieldname: string, filename: string, mimetype: string, chunks: Buffer[]): FilePart {
+/**
+ * A file part whose bytes are in memory; `file` streams them for a reader that wants a stream.
+ * A part the body cut short has no `chunks`, and its stream fails after its bytes, as the
+ * streamed part would.
+ */
+function bufferedFile(fieldname: string, filename: string, mimetype: string) {
+  const chunks: Buffer[] = [];
+  let error: Error | undefined;
   let file: Readable | undefined;
-  return {
+  const part: FilePart = {
     type: 'file',
     fieldname,
     filename,
     mimetype,
     chunks,
     get file() {
-      return (file ??= Readable.from(chunks, { objectMode: false }));
+      return (file ??= Readable.from(
+        (function* () {
+          yield* chunks;
+          if (error) throw error;
+        })(),
+        { objectMode: false },
+      ));
+    },
+  };
+  return {
+    part,
+    add: (chunk: Buffer) => chunks.push(chunk),
+    fail(err: Error) {
+      error = err;
+      delete part.chunks;
     },
   };
 }
