@@ -9,14 +9,16 @@ import { partsError, type FilePart, type Part, type PartSource } from './parts.j
 import type { UploadWatchdog } from './uploads.js';
 
 /**
- * A small letter's body read whole, then cut into its parts in one synchronous pass of busboy
- * (the parser @fastify/multipart drives for a streamed letter). The streamed way costs a stream,
- * an async iterator step and several promise turns per part; on a 10 KB letter that was about a
- * tenth of the intake's CPU, this way about 22 µs (docs/ingestion.md, Performance).
+ * A small letter's body read whole, then cut into its parts by one pass of busboy over the
+ * buffer (the parser @fastify/multipart drives for a streamed letter). Around busboy the
+ * streamed way adds, per part, a stream, an async-iterator step and several promise turns, and
+ * per letter the watchdog's races: on a 10 KB letter about a tenth of the intake's CPU
+ * (docs/ingestion.md, Performance). Busboy's own parse stays, the maintained parser.
  *
  * The parts, their order and the errors come out as @fastify/multipart gives them (the same
- * busboy options, JSON-typed fields parsed the same way, a parser error after the parts read
- * before it): the malformed-letter suite runs both ways and expects the same problem.
+ * busboy options, JSON-typed fields parsed the same way, errors delivered where the plugin
+ * delivers them): tests/services/ingestion/whole-body.test.ts compares both ways over 140
+ * bodies, and the malformed-letter suite runs both ways.
  */
 
 /** The multipart limits, shared by the plugin (streamed letters) and this parser. */
@@ -25,6 +27,8 @@ export type MultipartLimits = NonNullable<BusboyConfig['limits']>;
 /** The plugin's limit errors (codes and messages), which partsError maps to problems. */
 const LIMITS = { partsLimit: ['FST_PARTS_LIMIT', 'reach parts limit'], filesLimit: ['FST_FILES_LIMIT', 'reach files limit'], fieldsLimit: ['FST_FIELDS_LIMIT', 'reach fields limit'] } as const;
 const codedError = (code: string, message: string): Error => Object.assign(new Error(message), { code });
+const notJson = () => codedError('FST_INVALID_JSON_FIELD_ERROR', 'a request field is not a valid JSON as declared by its Content-Type');
+const protoName = () => codedError('FST_PROTO_VIOLATION', 'prototype property is not allowed as field name');
 
 /** The body, whole, under the upload's watchdog (idle and total time); at most `max` bytes. */
 export async function readWholeBody(raw: IncomingMessage, watchdog: UploadWatchdog, max: number): Promise<Buffer> {
@@ -82,14 +86,14 @@ async function collect(body: Buffer, headers: IncomingMessage['headers'], limits
   }
   bb.on('field', (name: string, value: string, _nameTruncated: boolean, valueTruncated: boolean, _encoding: string, mimetype: string) => {
     if (parserError) return; // busboy still ends a field the body cut short; the plugin delivers the error first
-    if (name in Object.prototype) return void (lastError = codedError('FST_PROTO_VIOLATION', 'prototype property is not allowed as field name'));
+    if (name in Object.prototype) return void (lastError = protoName());
     let parsed: unknown = value;
     if (mimetype.startsWith('application/json')) {
-      if (valueTruncated) return void (lastError = codedError('FST_INVALID_JSON_FIELD_ERROR', 'a request field is not a valid JSON as declared by its Content-Type'));
+      if (valueTruncated) return void (lastError = notJson());
       try {
         parsed = secureJson.parse(value);
       } catch {
-        return void (lastError = codedError('FST_INVALID_JSON_FIELD_ERROR', 'a request field is not a valid JSON as declared by its Content-Type'));
+        return void (lastError = notJson());
       }
     }
     parts.push({ type: 'field', fieldname: name, value: parsed, valueTruncated });
@@ -105,7 +109,7 @@ async function collect(body: Buffer, headers: IncomingMessage['headers'], limits
       if (err.message.includes('terminated early')) lastError = err;
     });
     files.push(finished(stream).catch(() => undefined));
-    if (name in Object.prototype) return void (lastError = codedError('FST_PROTO_VIOLATION', 'prototype property is not allowed as field name'));
+    if (name in Object.prototype) return void (lastError = protoName());
     parts.push(part.part);
   });
   const parsed = new Promise<void>((resolve) => {
