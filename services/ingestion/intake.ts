@@ -256,11 +256,11 @@ export async function submitLetter(ctx: IntakeContext, request: FastifyRequest, 
   };
   try {
     const now = deps.clock?.() ?? new Date();
-    const declared = Number(request.headers['content-length']);
-    const inMemory = declared <= config.INTAKE_IN_MEMORY_MAX_BYTES;
-    const parts: PartSource = inMemory ? new WholeBodyParts(await readWholeBody(request.raw, watchdog, declared), request.headers, multipartLimits(config), watchdog) : new Parts(request, watchdog);
+    // A small body (by its Content-Length; a chunked one has none) is read whole.
+    const inMemory = Number(request.headers['content-length']) <= config.INTAKE_IN_MEMORY_MAX_BYTES;
+    const parts: PartSource = inMemory ? new WholeBodyParts(await readWholeBody(request.raw, watchdog), request.headers, multipartLimits(config), watchdog) : new Parts(request, watchdog);
     const valid = validateMessage(await readMessagePart(parts), { maxAttachments: config.MESSAGE_MAX_ATTACHMENTS, now });
-    const letter: ParsedLetter = { org, sender, key, valid, documents: multipartDocuments(parts, valid.documents, { inMemory }), onDocumentsRead: read };
+    const letter: ParsedLetter = { org, sender, key, valid, documents: multipartDocuments(parts, valid.documents), onDocumentsRead: read };
     return await submitParsedLetter(ctx, letter, { now, log: request.log });
   } finally {
     read();

@@ -70,6 +70,8 @@ export type Part = FieldPart | FilePart;
 /** A request's parts, one at a time, in order, under the upload's watchdog. */
 export interface PartSource {
   readonly watchdog: UploadWatchdog;
+  /** The whole body is in memory (intake/whole-body.ts), so the documents may be read whole. */
+  readonly inMemory: boolean;
   next(): Promise<Part | undefined>;
 }
 
@@ -80,6 +82,7 @@ function discard(part: Part | undefined): void {
 
 /** The parts of a streamed request (@fastify/multipart), one at a time, under the upload's watchdog. */
 export class Parts implements PartSource {
+  readonly inMemory = false;
   private readonly it: AsyncIterator<Part>;
   constructor(
     request: FastifyRequest,
@@ -192,10 +195,10 @@ async function chunksOf(part: FilePart): Promise<readonly Buffer[]> {
 }
 
 /**
- * The documents of a multipart request (the parts after the message part); `inMemory` when the
- * body is known to be small (its Content-Length), so they may be read whole.
+ * The documents of a multipart request (the parts after the message part), read whole when the
+ * body is in memory.
  */
-export function multipartDocuments(parts: PartSource, docs: readonly DeclaredDocument[], opts: { inMemory?: boolean } = {}): DocumentSource {
+export function multipartDocuments(parts: PartSource, docs: readonly DeclaredDocument[]): DocumentSource {
   const whole = async (budget: SizeBudget): Promise<DocumentData[]> => {
     const out: DocumentData[] = [];
     for (const doc of docs) out.push(checkDocumentData(doc.name, doc.mime, await chunksOf(await documentPart(parts, doc)), budget));
@@ -203,7 +206,7 @@ export function multipartDocuments(parts: PartSource, docs: readonly DeclaredDoc
     return out;
   };
   return {
-    ...(opts.inMemory ? { whole } : {}),
+    ...(parts.inMemory ? { whole } : {}),
     async *guarded(budget, failure) {
       try {
         for (const doc of docs) {

@@ -3,8 +3,6 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Busboy, type BusboyConfig } from '@fastify/busboy';
 import secureJson from 'secure-json-parse';
-import { Problem } from '../../../shared/errors/problem.js';
-import { ingestionProblems } from '../problems.js';
 import { partsError, type FilePart, type Part, type PartSource } from './parts.js';
 import type { UploadWatchdog } from './uploads.js';
 
@@ -30,23 +28,21 @@ const codedError = (code: string, message: string): Error => Object.assign(new E
 const notJson = () => codedError('FST_INVALID_JSON_FIELD_ERROR', 'a request field is not a valid JSON as declared by its Content-Type');
 const protoName = () => codedError('FST_PROTO_VIOLATION', 'prototype property is not allowed as field name');
 
-/** The body, whole, under the upload's watchdog (idle and total time); at most `max` bytes. */
-export async function readWholeBody(raw: IncomingMessage, watchdog: UploadWatchdog, max: number): Promise<Buffer> {
+/**
+ * The body, whole, under the upload's watchdog (idle and total time). Node's HTTP parser delivers
+ * at most the declared Content-Length, which the caller has bounded.
+ */
+export async function readWholeBody(raw: IncomingMessage, watchdog: UploadWatchdog): Promise<Buffer> {
   const body = new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) return finish(new Problem(ingestionProblems.LETTER_TOO_LARGE, `The body is larger than its Content-Length`));
-      chunks.push(chunk);
-    };
+    const onData = (chunk: Buffer) => chunks.push(chunk);
     const onEnd = () => finish(undefined);
     const onClose = () => finish(codedError('FST_PREMATURE_CLOSE', 'Premature close'));
     const onError = (err: Error) => finish(err);
     function finish(err: Error | undefined) {
       raw.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onError);
       if (err) reject(err);
-      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     }
     raw.on('data', onData).on('end', onEnd).on('close', onClose).on('error', onError);
   });
@@ -166,6 +162,7 @@ function bufferedFile(fieldname: string, filename: string, mimetype: string) {
 
 /** The parts of a body read whole (see readWholeBody), one at a time like the plugin's. */
 export class WholeBodyParts implements PartSource {
+  readonly inMemory = true;
   private readonly collected: Promise<Collected>;
   private at = 0;
   constructor(

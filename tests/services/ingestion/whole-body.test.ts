@@ -54,7 +54,7 @@ async function harness() {
   app.post('/streamed', async (request) => drain(new Parts(request, new UploadWatchdog(request.raw, 60_000, 60_000))));
   app.post('/whole', async (request) => {
     const watchdog = new UploadWatchdog(request.raw, 60_000, 60_000);
-    const body = await readWholeBody(request.raw, watchdog, Number(request.headers['content-length']));
+    const body = await readWholeBody(request.raw, watchdog);
     try {
       return await drain(new WholeBodyParts(body, request.headers, LIMITS, watchdog));
     } finally {
