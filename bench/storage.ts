@@ -252,6 +252,58 @@ async function startStorage(databaseUrl: string, dataDir: string): Promise<{ chi
 }
 
 
+/**
+ * Before a measured cycle: the seeded rows written out (checkpoint, so the checkpointer does not
+ * write them during the measurement) and autovacuum of the last scenario's rows finished (at
+ * most 30 s), so each scenario's Postgres CPU is its own. The warm-up then takes the first
+ * touches of pages after the checkpoint (full-page images). As bench/intake.ts does.
+ */
+async function settle(db: Kysely<Database>): Promise<void> {
+  await sql`checkpoint`.execute(db);
+  for (let i = 0; i < 300; i++) {
+    const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`.execute(db);
+    if (r.rows[0]!.n === 0) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+/** The floor's route process (lib/pull-floor-server.ts); its URL. */
+async function startFloor(databaseUrl: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/lib/pull-floor-server.ts')], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: databaseUrl, DATA_DIR: dataDir, AUTH_MAX_TOKEN_LIFETIME_S: '3600' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += String(d);
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    child.once('exit', () => reject(new Error('floor server exited')));
+  });
+  return { child, url };
+}
+
+/**
+ * The floor's rows: `n` ready deliveries for `provider` in its own table, each holding `body`
+ * (the CMS bytes the service sends) stored out of line like package chunks.
+ */
+async function seedFloor(db: Kysely<Database>, provider: string, body: Buffer, n: number): Promise<void> {
+  await sql`drop table if exists bench_pull_floor`.execute(db);
+  await sql`create table bench_pull_floor (id uuid primary key default gen_random_uuid(), provider_orgnr text not null, state text not null,
+              leased_until timestamptz, acked_at timestamptz, created_at timestamptz not null, body bytea not null, fingerprint bytea not null)`.execute(db);
+  await sql`alter table bench_pull_floor alter column body set storage external`.execute(db);
+  await sql`create index on bench_pull_floor (provider_orgnr, created_at, id) where state = 'READY'`.execute(db);
+  const fingerprint = createHash('sha256').update(body).digest();
+  for (let done = 0; done < n; done += 5000) {
+    await sql`insert into bench_pull_floor (provider_orgnr, state, created_at, body, fingerprint)
+                select ${provider}, 'READY', now() + (${done} + g) * interval '1 microsecond', ${body}, ${fingerprint}
+                  from generate_series(1, ${Math.min(5000, n - done)}) g`.execute(db);
+  }
+  await sql`vacuum analyze bench_pull_floor`.execute(db);
+}
+
 /** The plain route in its own process serving `body`; its URL. */
 async function startPlain(body: Buffer, dir: string): Promise<{ child: ChildProcess; url: string }> {
   const file = path.join(dir, 'plain-body.bin');
@@ -288,6 +340,7 @@ async function pullCycle(opts: { pg: { url: string; dataDir?: string }; dataDir:
   const seedSeconds = (performance.now() - s0) / 1000;
   // Statistics as autovacuum would have them by now (the planner otherwise joins a freshly seeded packages table by a sequential scan).
   for (const table of ['deliveries', 'packages', 'package_chunks', 'message_events']) await sql`vacuum analyze ${sql.table(table)}`.execute(opts.db);
+  await settle(opts.db);
   const storage = await startStorage(opts.pg.url, opts.dataDir);
   const pid = storage.child.pid!;
   const pgCpu = () => (opts.pg.dataDir ? postgresCpuMs(opts.pg.dataDir) : 0);
@@ -328,6 +381,55 @@ async function pullCycle(opts: { pg: { url: string; dataDir?: string }; dataDir:
 
     // The same bytes from a plain route: one 10 KB package's CMS as the service serves it.
     const probe = await seedOne(opts, token, storage.url);
+    await stopChild(storage.child);
+
+    // The floor: the same cycle against bare routes over the same Postgres (lib/pull-floor-server.ts).
+    const floorSeeded = Number(process.env.BENCH_PULL_FLOOR_DELIVERIES ?? Math.round((opts.durationS + warmupS) * 7000));
+    await seedFloor(opts.db, PULL_PROVIDER, probe, floorSeeded);
+    await settle(opts.db);
+    const floor = await startFloor(opts.pg.url, opts.dataDir);
+    let floorRow: Row;
+    let floorFacts: Record<string, unknown>;
+    try {
+      const floorRun = async (seconds: number) => {
+        const st = newStats();
+        const until = performance.now() + seconds * 1000;
+        const start = performance.now();
+        await Promise.all(Array.from({ length: workers }, () => providerWorker(floor.url, token, page, until, st)));
+        return { stats: st, elapsedS: (performance.now() - start) / 1000 };
+      };
+      await floorRun(warmupS);
+      const f0 = cpuMs(floor.child.pid!);
+      const fpg0 = pgCpu();
+      const { stats: fs, elapsedS: fElapsed } = await floorRun(opts.durationS);
+      const fSvc = cpuMs(floor.child.pid!) - f0;
+      const fPg = pgCpu() - fpg0;
+      const fn = Math.max(1, fs.packages);
+      floorRow = {
+        scenario: `floor: token + 1 query per list/download/ack, own table (${workers} workers, same client)`,
+        'packages/s': fs.packages / fElapsed,
+        'cycle p50 ms': percentile(fs.cycleMs, 50),
+        'cycle p99 ms': percentile(fs.cycleMs, 99),
+        'download p50 ms': percentile(fs.downloadMs, 50),
+        'download p99 ms': percentile(fs.downloadMs, 99),
+        'CPU ms/package': (fSvc + fPg) / fn,
+        'svc+pg CPU ms': `${(fSvc / fn).toFixed(3)}+${(fPg / fn).toFixed(3)}`,
+        errors: fs.errors + fs.mismatched,
+        'dry listings': fs.dry,
+      };
+      floorFacts = {
+        seeded: floorSeeded,
+        packages: fs.packages,
+        elapsedS: fElapsed,
+        listMs: { p50: percentile(fs.listMs, 50), p99: percentile(fs.listMs, 99) },
+        ackMs: { p50: percentile(fs.ackMs, 50), p99: percentile(fs.ackMs, 99) },
+        statuses: fs.statuses,
+        cpuMsPerPackage: { process: fSvc / fn, pg: fPg / fn },
+      };
+    } finally {
+      await stopChild(floor.child);
+    }
+    await sql`drop table if exists bench_pull_floor`.execute(opts.db);
     const plain = await startPlain(probe, opts.dataDir);
     let plainRow: Row;
     let plainPerSec: number;
@@ -369,9 +471,12 @@ async function pullCycle(opts: { pg: { url: string; dataDir?: string }; dataDir:
       errors: stats.errors + stats.mismatched,
       'dry listings': stats.dry,
     };
+    floorRow.ratio = (floorRow['packages/s'] as number) / plainPerSec;
+    floorRow.compared = `plain route ${plainPerSec.toFixed(0)} req/s`;
     return {
-      rows: [cycleRow, plainRow],
+      rows: [cycleRow, floorRow, plainRow],
       facts: {
+        floor: floorFacts,
         workers,
         page,
         seeded,
