@@ -96,8 +96,11 @@ const serviceEnv = (extra: Record<string, string>) => ({
   ...extra,
 });
 
+/** BENCH_PROFILE_DIR: each service process writes a wall-clock `.cpuprofile` there when it stops (to find what holds its event loop). */
+const profileFlags = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, '--cpu-prof-interval=500'] : [];
+
 function spawnCounted(script: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', '--import', COUNT_QUERIES, path.join(root, script), ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  return spawn(process.execPath, [...profileFlags, '--import', 'tsx', '--import', COUNT_QUERIES, path.join(root, script), ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 /** The ingestion service as its own process (the load generator then has this one to itself). */

@@ -29,6 +29,10 @@ export interface SignedHead extends TreeHead {
 /** Perfect subtrees of 2^NODE_MIN_LEVEL leaves and more are stored; smaller ones are hashed from leaves. */
 export const NODE_MIN_LEVEL = 4;
 
+/** Leaves hashed, or node rows inserted, between two turns of the event loop. */
+const SLICE = 500;
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export const eventLeaf = (eventHash: string): Buffer => leafHash(Buffer.from(eventHash, 'hex'));
 
 const toHead = (r: { tree_size: string | number; root_hash: string; signed_at: Date; jws: string }): SignedHead => ({
@@ -70,10 +74,18 @@ export async function sequenceEvents(db: Kysely<Database>, hub: HubKeys, opts: {
     if (rows.length === 0 && last) return { added: 0 };
     rows.sort((a, b) => Number(a.leaf_index) - Number(b.leaf_index));
     const nodes: { level: number; idx: number; hash: Buffer }[] = [];
-    const frontier = extendFrontier(last?.frontier ?? [], size, rows.map((r) => eventLeaf(r.hash)), (level, idx, hash) => {
-      if (level >= NODE_MIN_LEVEL) nodes.push({ level, idx, hash });
-    });
-    for (let i = 0; i < nodes.length; i += 5000) await trx.insertInto('evidence_log_nodes').values(nodes.slice(i, i + 5000)).execute();
+    let frontier = last?.frontier ?? [];
+    // In slices with a turn of the event loop between them: the sequencer shares its process with
+    // the intake under `postbud start`, and hashing a whole run at once (5,000 leaves and their
+    // nodes) held that loop for tens of milliseconds, every letter arriving meanwhile waiting.
+    for (let i = 0; i < rows.length; i += SLICE) {
+      if (i > 0) await yieldToLoop();
+      const leaves = rows.slice(i, i + SLICE).map((r) => eventLeaf(r.hash));
+      frontier = extendFrontier(frontier, size + i, leaves, (level, idx, hash) => {
+        if (level >= NODE_MIN_LEVEL) nodes.push({ level, idx, hash });
+      });
+    }
+    for (let i = 0; i < nodes.length; i += SLICE) await trx.insertInto('evidence_log_nodes').values(nodes.slice(i, i + SLICE)).execute();
     const signedAt = new Date();
     const head: TreeHead = { log: LOG_ID, treeSize: size + rows.length, rootHash: frontierRoot(frontier).toString('hex'), timestamp: signedAt.toISOString() };
     const jws = await signHead(hub, head);
