@@ -11,19 +11,34 @@ import { sql, type Kysely } from 'kysely';
  * - `deliveries_expiry_due`: only the deliveries still waiting for their provider's
  *   acknowledgement, so the index stays as small as the pending work and the sweep's query
  *   (`state = 'READY' and expires_at <= $now order by expires_at`) reads it alone.
- * - Backfill: every delivery still waiting gets `created_at` + the default expiry
- *   (DELIVERY_EXPIRY_SECONDS' default, 604800 s = 7 days; a migration does not read the
- *   settings). An installation with another setting has its queued `expire-delivery` jobs
- *   too, which the ingestion worker still runs: whichever comes first expires the delivery,
- *   the other finds it no longer READY and does nothing.
+ * - Backfill: every delivery still waiting gets `created_at` + the installation's expiry,
+ *   DELIVERY_EXPIRY_SECONDS as the migrating process has it (the services migrate at start
+ *   with the environment they run with; unset or empty is the setting's default, 7 days). A
+ *   fixed 7 days would have expired, or sent to print, letters weeks early where the setting
+ *   is longer. Their queued `expire-delivery` jobs, which the ingestion worker still runs, were
+ *   delayed by the setting at intake: whichever comes first expires the delivery, the other
+ *   finds it no longer READY and does nothing. The setting is read here, not imported, so this
+ *   file stays as it is whatever the settings module becomes.
  */
 const DEFAULT_EXPIRY_SECONDS = 604_800;
+const MAX_EXPIRY_SECONDS = 365 * 86_400;
+
+export function backfillExpirySeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.DELIVERY_EXPIRY_SECONDS?.trim();
+  if (raw === undefined || raw === '') return DEFAULT_EXPIRY_SECONDS;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > MAX_EXPIRY_SECONDS) {
+    throw new Error(`DELIVERY_EXPIRY_SECONDS must be a whole number of seconds from 1 to ${MAX_EXPIRY_SECONDS} to backfill deliveries' expiry; got ${JSON.stringify(raw.slice(0, 40))}`);
+  }
+  return n;
+}
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const seconds = backfillExpirySeconds();
   await sql`alter table deliveries add column expires_at timestamptz`.execute(db);
   await sql`
     update deliveries
-       set expires_at = created_at + make_interval(secs => ${DEFAULT_EXPIRY_SECONDS})
+       set expires_at = created_at + make_interval(secs => ${seconds})
      where state = 'READY' and kind = 'ORIGINAL'`.execute(db);
   await sql`create index deliveries_expiry_due on deliveries (expires_at) where state = 'READY' and expires_at is not null`.execute(db);
 }

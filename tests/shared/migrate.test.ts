@@ -59,4 +59,29 @@ t.test('0025 backfills expires_at for the deliveries still waiting, and only tho
   );
   const index = await sql<{ indexdef: string }>`select indexdef from pg_indexes where indexname = 'deliveries_expiry_due'`.execute(k);
   t.match(index.rows[0]?.indexdef, /WHERE \(\(state = 'READY'::text\) AND \(expires_at IS NOT NULL\)\)/);
+
+  await t.test("with DELIVERY_EXPIRY_SECONDS set, the backfill uses the installation's expiry, not the default", async (t) => {
+    const saved = process.env.DELIVERY_EXPIRY_SECONDS;
+    t.teardown(() => {
+      if (saved === undefined) delete process.env.DELIVERY_EXPIRY_SECONDS;
+      else process.env.DELIVERY_EXPIRY_SECONDS = saved;
+    });
+    await expiresAt.down(k);
+    process.env.DELIVERY_EXPIRY_SECONDS = String(30 * 86_400);
+    await expiresAt.up(k);
+    const waiting = await sql<{ expires_at: Date | null }>`select expires_at from deliveries where id = ${rows[0]!.id}`.execute(k);
+    t.equal(waiting.rows[0]?.expires_at?.toISOString(), '2026-01-31T00:00:00.000Z', 'a letter waiting under a 30-day setting expires 30 days after it was created');
+
+    await expiresAt.down(k);
+    for (const bad of ['7d', '0', '-5', '31536001', '1.5']) {
+      process.env.DELIVERY_EXPIRY_SECONDS = bad;
+      await t.rejects(expiresAt.up(k), { message: /DELIVERY_EXPIRY_SECONDS must be a whole number of seconds/ }, `${bad}: the migration refuses to guess`);
+      const column = await sql<{ n: number }>`select count(*)::int as n from information_schema.columns where table_name = 'deliveries' and column_name = 'expires_at'`.execute(k);
+      t.equal(column.rows[0]?.n, 0, `${bad}: nothing half-done (the column is not added)`);
+    }
+    process.env.DELIVERY_EXPIRY_SECONDS = '';
+    await expiresAt.up(k);
+    const byDefault = await sql<{ expires_at: Date | null }>`select expires_at from deliveries where id = ${rows[0]!.id}`.execute(k);
+    t.equal(byDefault.rows[0]?.expires_at?.toISOString(), '2026-01-08T00:00:00.000Z', 'empty is the default, as for the services');
+  });
 });
