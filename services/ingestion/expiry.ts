@@ -122,9 +122,8 @@ export interface SweepResult {
 
 /** What is logged of a failed expiry: the error's class (and a Postgres SQLSTATE or system code), never its message. */
 function errorClassOf(err: unknown): { errorClass: string; code?: string } {
-  const ctor = err !== null && typeof err === 'object' ? (err as object).constructor?.name : undefined;
   const { type, code } = errorForLog(err);
-  return { errorClass: ctor && ctor !== 'Object' && ctor !== 'Error' ? ctor : type, ...(code ? { code } : {}) };
+  return { errorClass: type, ...(code ? { code } : {}) };
 }
 
 /**

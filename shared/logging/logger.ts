@@ -112,10 +112,22 @@ export interface LoggedError {
  * scrubbed of personIds and e-mail addresses and cut at 300 characters, and only the properties
  * listed here: never arbitrary enumerable fields (a driver's `parameters`, a request `body`).
  */
+/** String(value), or a placeholder for an object that has no way to be one (a null prototype, a throwing toString). */
+function textOf(value: object): string {
+  try {
+    return String(value);
+  } catch {
+    return '[unprintable object]';
+  }
+}
+
 export function errorForLog(err: unknown, depth = 0): LoggedError {
   if (err === null || typeof err !== 'object') return { type: typeof err, message: scrubText(String(err)).slice(0, 300) };
   const e = err as Record<string, unknown>;
-  const type = (typeof e.name === 'string' && e.name) || (err as object).constructor?.name || 'Error';
+  // A subclass that keeps the inherited name 'Error' is still told apart by its constructor.
+  const named = typeof e.name === 'string' && e.name ? e.name : undefined;
+  const ctor = (err as object).constructor?.name;
+  const type = named && named !== 'Error' ? named : ctor && ctor !== 'Object' ? ctor : (named ?? 'Error');
   const stack = framesOf(e.stack);
   const out: LoggedError = { type, message: '' };
   if (isPgError(e)) {
@@ -128,7 +140,7 @@ export function errorForLog(err: unknown, depth = 0): LoggedError {
       if (typeof e[k] === 'string') out[k] = e[k];
     }
   } else {
-    out.message = scrubText(typeof e.message === 'string' ? e.message : String(err)).slice(0, 300);
+    out.message = scrubText(typeof e.message === 'string' ? e.message : textOf(err)).slice(0, 300);
     if (typeof e.code === 'string') out.code = e.code.slice(0, 64);
   }
   if (stack) out.stack = scrubText(stack);

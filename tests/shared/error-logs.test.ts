@@ -74,3 +74,18 @@ t.test('errors keep only listed properties, scrubbed, and their causes likewise'
   t.match(logged, /\[personId\]/);
   t.same(errorForLog('plain').type, 'string');
 });
+
+t.test("an error's type is its own name, else its class, so a subclass that keeps the name 'Error' is still told apart", async (t) => {
+  class SweepFault extends Error {}
+  class NamedFault extends Error {
+    override name = 'NamedFault';
+  }
+  t.equal(errorForLog(new SweepFault('x')).type, 'SweepFault', 'the inherited name Error gives way to the class');
+  t.equal(errorForLog(new NamedFault('x')).type, 'NamedFault');
+  t.equal(errorForLog(new TypeError('x')).type, 'TypeError');
+  t.equal(errorForLog(new Error('x')).type, 'Error');
+  t.equal(errorForLog({ message: 'a plain object' }).type, 'Error', 'a plain object thrown is an Error, not "Object"');
+  const bare = errorForLog(Object.assign(Object.create(null) as object, { name: 'Bare' }));
+  t.match(bare, { type: 'Bare', message: '[unprintable object]' }, 'a thrown object with no prototype is logged, not a second throw');
+  t.match(errorForLog({ toString: () => { throw new Error('no'); } }), { message: '[unprintable object]' });
+});
