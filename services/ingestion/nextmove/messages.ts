@@ -7,7 +7,7 @@ import type { NextMoveDocumentsTable } from '../../../shared/db/tables/nextmove.
 import { checkDocumentName, PackageError } from '../../../shared/crypto/asice.js';
 import { canonicalJson } from '../../../shared/evidence/chain.js';
 import { Problem } from '../../../shared/errors/problem.js';
-import { DocumentGuard, type SizeBudget } from '../documents.js';
+import { checkDocumentData, DocumentGuard, type SizeBudget } from '../documents.js';
 import { requireActiveSender, submitParsedLetter, validateMessage, type DocumentSource, type IntakeContext, type SubmitResult } from '../intake.js';
 import { ingestionProblems } from '../problems.js';
 import { limitOffset, orderBy } from './paging.js';
@@ -230,6 +230,11 @@ export async function sendMessage(
     const key = ctx.storage.keyring.unwrap(row.kek_id, row.wrapped_key, dataKeyContext(messageId));
     const total = docs.reduce((n, d) => n + d.size, 0);
     const documents: DocumentSource = {
+      // Small letters (as the HTTP intake measures them: INTAKE_IN_MEMORY_MAX_BYTES) are
+      // decrypted whole and sealed in one go, routed by the commit; larger ones stream.
+      ...(total <= ctx.deps.config.INTAKE_IN_MEMORY_MAX_BYTES
+        ? { whole: (budget: SizeBudget) => Promise.resolve(valid.documents.map((doc, i) => checkDocumentData(doc.name, doc.mime, [decrypt(key, messageId, docs[i]!)], budget))) }
+        : {}),
       // One document decrypted at a time, as the sealer asks for it.
       async *guarded(budget, failure) {
         for (const [i, doc] of valid.documents.entries()) {

@@ -1,3 +1,5 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import t from 'tap';
 import { SCOPES } from '../../../shared/auth/scopes.js';
 import { appendEvent } from '../../../shared/evidence/events.js';
@@ -236,4 +238,45 @@ t.test('multipart: create and send in one request, idempotent by messageId', asy
   const noSbd = multipartBody(undefined, []);
   t.equal((await api.call('POST', '/api/messages/out/multipart', { headers: { 'content-type': noSbd.contentType }, payload: noSbd.payload.toString().replace('name=sbd', 'name=other') })).statusCode, 400);
   t.equal((await api.call('POST', '/api/messages/out/multipart', { headers: { 'content-type': 'application/json' }, payload: '{}' })).statusCode, 415);
+});
+
+t.test('a send is sealed whole when small and streamed when not: the same documents sealed, the same refusal, nothing half-sent', async (t) => {
+  const outcomes: Json[] = [];
+  for (const [way, env] of [['whole', {}], ['streamed', { INTAKE_IN_MEMORY_MAX_BYTES: '0' }]] as const) {
+    await t.test(way, async (t) => {
+      const api = await setup(t, env);
+      const db = api.svc.deps.db.kysely;
+      const letter = async (person: string) => {
+        const create = ours(DOCS.createDigital.request, person);
+        const id = randomUUID();
+        create.standardBusinessDocumentHeader.documentIdentification.instanceIdentifier = id;
+        t.equal((await api.call('POST', '/api/messages/out', { payload: create })).statusCode, 200);
+        const main = Buffer.from(`The main document of ${way}, æøå.`);
+        const other = Buffer.from('Before the law stands a doorkeeper.');
+        t.equal((await api.call('PUT', `/api/messages/out/${id}`, { headers: uploadHeaders('kafka_quotes.txt', 'text/plain', 'Kafka quotes'), payload: main })).statusCode, 200);
+        t.equal((await api.call('PUT', `/api/messages/out/${id}`, { headers: uploadHeaders('before_the_law.txt'), payload: other })).statusCode, 200);
+        return { id, sha256: [main, other].map((b) => createHash('sha256').update(b).digest('hex')) };
+      };
+
+      const ok = await letter(PERSONS.digital);
+      const sent = await api.call('POST', `/api/messages/out/${ok.id}`);
+      t.equal(sent.statusCode, 200, sent.body);
+      const row = await db.selectFrom('messages').select(['documents', 'route']).where('id', '=', ok.id).executeTakeFirstOrThrow();
+      t.same(row.documents.map((d) => d.sha256), ok.sha256, 'the uploaded bytes are what was sealed, hoveddokument first');
+      t.equal(row.route, 'DIGITAL');
+      t.equal((await db.selectFrom('deliveries').select('id').where('message_id', '=', ok.id).execute()).length, 1, 'one delivery');
+
+      const refused = await letter(PERSONS.digital);
+      await sql`update persons set reserved = true, reserved_at = now() where person_id = ${PERSONS.digital}`.execute(db);
+      t.teardown(() => sql`update persons set reserved = false, reserved_at = null where person_id = ${PERSONS.digital}`.execute(db));
+      const res = await api.call('POST', `/api/messages/out/${refused.id}`);
+      outcomes.push({ status: res.statusCode, code: res.json().code });
+      t.ok(res.statusCode >= 400 && res.statusCode < 500, `a recipient reserved since the message was created is the sender's problem (${res.statusCode})`);
+      t.equal((await api.call('GET', `/api/messages/out/${refused.id}`)).statusCode, 200, 'the message stays on the outgoing queue');
+      t.equal((await db.selectFrom('nextmove_documents').select('seq').where('message_id', '=', refused.id).execute()).length, 2, 'its documents are kept for another try');
+      t.equal((await db.selectFrom('messages').select('id').where('id', '=', refused.id).execute()).length, 0, 'no letter written');
+    });
+  }
+  t.equal(outcomes.length, 2);
+  t.same(outcomes[0], outcomes[1], 'both ways refuse the reserved recipient with the same status and code');
 });
