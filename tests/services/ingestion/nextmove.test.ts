@@ -280,3 +280,28 @@ t.test('a send is sealed whole when small and streamed when not: the same docume
   t.equal(outcomes.length, 2);
   t.same(outcomes[0], outcomes[1], 'both ways refuse the reserved recipient with the same status and code');
 });
+
+t.test('a send with Content-Type application/json and no body, as Spring clients send it, is a send; a malformed body is still refused', async (t) => {
+  const api = await setup(t);
+  const ready = async () => {
+    const create = ours(DOCS.createDigital.request);
+    const id = randomUUID();
+    create.standardBusinessDocumentHeader.documentIdentification.instanceIdentifier = id;
+    t.equal((await api.call('POST', '/api/messages/out', { payload: create })).statusCode, 200);
+    t.equal((await api.call('PUT', `/api/messages/out/${id}`, { headers: uploadHeaders('kafka_quotes.txt', 'text/plain', 'Kafka quotes'), payload: 'A book must be the axe.' })).statusCode, 200);
+    return id;
+  };
+  for (const type of ['application/json', 'application/json;charset=UTF-8']) {
+    const id = await ready();
+    const res = await api.call('POST', `/api/messages/out/${id}`, { headers: { 'content-type': type, 'content-length': '0' }, payload: '' });
+    t.equal(res.statusCode, 200, `${type}, empty: sent (${res.body})`);
+    t.match((await api.call('GET', `/v1/messages/${id}`)).json(), { id, eFormidlingStatus: 'SENDT' });
+  }
+  const id = await ready();
+  const bad = isNextMoveError(t, await api.call('POST', `/api/messages/out/${id}`, { headers: { 'content-type': 'application/json' }, payload: '{"oops' }), 400, `/api/messages/out/${id}`, 'a cut-off JSON body');
+  t.equal(bad.exception, 'POSTBUD_MALFORMED_BODY');
+  const poisoned = await api.call('POST', `/api/messages/out/${id}`, { headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1}}' });
+  t.equal(poisoned.statusCode, 400, 'a prototype-poisoning body is refused as on every other route');
+  t.equal((await api.call('GET', `/api/messages/out/${id}`)).statusCode, 200, 'refused sends leave the message unsent');
+  t.equal((await api.call('POST', `/api/messages/out/${id}`, { headers: { 'content-type': 'application/json' }, payload: '{}' })).statusCode, 200, 'an empty object is no body either');
+});
