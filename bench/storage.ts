@@ -13,7 +13,8 @@
  *    Postgres processes, from /proc) and DB round trips per package (lib/count-queries.mjs).
  *
  * BENCH_STORAGE picks parts (default `seal,pull,cycle`); BENCH_PULL_PROFILE=1 runs the service
- * under --cpu-prof (a .cpuprofile in bench/results/).
+ * under --cpu-prof (a .cpuprofile in bench/results/), BENCH_PULL_PERF=1 with
+ * --perf-basic-prof-only-functions and prints its pid when the measurement starts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
@@ -229,6 +230,8 @@ async function startStorage(databaseUrl: string, dataDir: string): Promise<{ chi
   const port = await freePort();
   const args = ['--import', 'tsx', '--import', path.join(root, 'bench/lib/count-queries.mjs')];
   if (process.env.BENCH_PULL_PROFILE) args.push('--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench/results'));
+  // BENCH_PULL_PERF=1: named JavaScript frames for `perf record -g -p <pid>` (on-CPU samples; the .cpuprofile counts wall time).
+  if (process.env.BENCH_PULL_PERF) args.push('--perf-basic-prof-only-functions');
   const child = spawn(process.execPath, [...args, path.join(root, 'services/storage/main.ts')], {
     cwd: root,
     env: {
@@ -355,6 +358,7 @@ async function pullCycle(opts: { pg: { url: string; dataDir?: string }; dataDir:
     };
     await run(warmupS);
     await queriesSinceLast(storage.child);
+    if (process.env.BENCH_PULL_PERF) process.stdout.write(`storage service pid ${pid}: measuring for ${opts.durationS} s\n`);
     const load0 = os.loadavg();
     const cpu0 = cpuMs(pid);
     const pg0 = pgCpu();

@@ -8,7 +8,8 @@ import { findMessage } from '../../shared/messages/messages.js';
 import { findRecipients } from '../../shared/registry/recipients.js';
 import { enqueue } from '../../shared/outbox/outbox.js';
 import type { StorageContext } from '../../shared/storage/context.js';
-import { ensureEnvelope, envelopeNeeds, makeEnvelope, type Envelope, type EnvelopeTarget, type MadeEnvelope } from './envelopes.js';
+import { ensureEnvelope, envelopeNeeds, makeHeader, type Envelope, type EnvelopeTarget, type MadeHeader } from './envelopes.js';
+import { PackageGoneError } from '../../shared/storage/packages.js';
 import { movedIn } from './moves.js';
 import { storageProblems } from './problems.js';
 import { envelopesOrFail, leftOut, type Enveloped, type ListingHooks } from './undeliverable.js';
@@ -110,8 +111,9 @@ const envelopeStale = sql<boolean>`(d.envelope_header is null or d.fingerprint i
  * SKIP LOCKED lets parallel listings by one provider split the work instead of waiting.
  *
  * One transaction for the page: the locking read of the next ids, one read of the deliveries
- * with, where an envelope must be made, their packages' key material and (one-chunk packages)
- * ciphertext, and one update leasing them and storing the new envelopes. A delivery that cannot
+ * with, where an envelope must be made, their packages' key material, and one update leasing
+ * them and storing the new envelopes (the fingerprint hashed by Postgres over the header and the
+ * one chunk of a small package). A delivery that cannot
  * be enveloped is not leased: an unusable certificate fails it (its own transaction, after),
  * any other fault leaves it out, reported through `hooks`. A larger package's envelope is made
  * after the commit (ensureEnvelopes reads its chunks), releasing its lease if that fails.
@@ -119,7 +121,7 @@ const envelopeStale = sql<boolean>`(d.envelope_header is null or d.fingerprint i
 export async function leaseDeliveries(ctx: StorageContext, org: string, limit: number, leaseSeconds: number, hooks: ListingHooks = {}) {
   type Leased = ProviderDelivery & { manifestSha256: string | null };
   /** Per delivery: its envelope (stored, or made and stored with the lease), made after the commit (a larger package), or why it was left out. */
-  type Outcome = { envelope: Envelope } | 'later' | { error: unknown };
+  type Outcome = { envelope: Envelope } | 'later' | 'made' | { error: unknown };
   const { rows, outcomes } = await ctx.db.transaction().execute(async (trx) => {
     const ids = await trx
       .selectFrom('deliveries')
@@ -141,50 +143,63 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
         'p.kek_id as kekId',
         'p.wrapped_key as wrappedKey',
         'p.iv',
-        sql<Buffer | null>`case when ${envelopeStale} and p.chunk_count = 1
-          then (select c.data from package_chunks c where c.package_id = d.package_id and c.seq = 0) end`.as('firstChunk'),
+        // Whether the one chunk is there, not its bytes: Postgres hashes them in the lease update.
+        sql<boolean>`${envelopeStale} and p.chunk_count = 1
+          and exists (select 1 from package_chunks c where c.package_id = d.package_id and c.seq = 0)`.as('oneChunk'),
       ])
       .where('d.id', '=', sql<string>`any(${sql.val(ids.map((r) => r.id))}::uuid[])`)
       .orderBy('d.created_at')
       .orderBy('d.id')
       .execute();
     const rows: Leased[] = found.map((r) => ({ ...toDelivery(r), manifestSha256: r.manifestSha256 }));
-    const made: (MadeEnvelope | undefined)[] = [];
+    const made: (MadeHeader | undefined)[] = [];
     const outcomes = envelopeNeeds(rows).map((need, i): Outcome => {
       if (!('cert' in need)) return need;
       const r = found[i]!;
-      // Only a one-chunk package's ciphertext is in hand; a larger one is enveloped after the commit.
-      if (!r.firstChunk || r.chunks !== 1) return 'later';
+      // Only a one-chunk package is enveloped here; a larger one after the commit (its chunks are read then).
+      if (!r.oneChunk || r.chunks !== 1) return 'later';
       try {
-        const key = { status: r.packageStatus, kekId: r.kekId, wrappedKey: r.wrappedKey, iv: r.iv, firstChunk: r.firstChunk };
-        made[i] = makeEnvelope(ctx, rows[i]!, need.cert, key, [r.firstChunk]);
-        return { envelope: made[i]! };
+        made[i] = makeHeader(ctx, rows[i]!, need.cert, { status: r.packageStatus, kekId: r.kekId, wrappedKey: r.wrappedKey, iv: r.iv });
+        return 'made';
       } catch (err) {
         return { error: err };
       }
     });
-    const lease = rows.flatMap((_, i) => { const o = outcomes[i]!; return o === 'later' || 'envelope' in o ? [i] : []; });
+    const lease = rows.flatMap((_, i) => { const o = outcomes[i]!; return o === 'later' || o === 'made' || 'envelope' in o ? [i] : []; });
     if (lease.length === 0) return { rows, outcomes };
     const empty = Buffer.alloc(0);
     const headers = byteaColumn(lease.map((i) => made[i]?.header ?? empty));
     const certs = byteaColumn(lease.map((i) => made[i]?.certSha256 ?? empty));
-    const prints = byteaColumn(lease.map((i) => made[i]?.fingerprint ?? empty));
-    const { rows: leased } = await sql<{ id: string; leased_until: Date }>`
+    // The fingerprint (SHA-256 of header and ciphertext) is computed by Postgres, which has the
+    // chunk at hand: its 10 KB need not travel to Node as hex only to be hashed. A made header
+    // whose chunk has gone meanwhile is neither stored nor leased (it is left out below).
+    const { rows: leased } = await sql<{ id: string; leased_until: Date; fingerprint: Buffer | null }>`
       update deliveries d
          set leased_until = now() + make_interval(secs => ${leaseSeconds}), lease_count = d.lease_count + 1,
-             envelope_header = case when x.h_len > 0 then ${headers.element('h')} else d.envelope_header end,
-             envelope_cert_sha256 = case when x.h_len > 0 then ${certs.element('c')} else d.envelope_cert_sha256 end,
-             fingerprint = case when x.h_len > 0 then ${prints.element('f')} else d.fingerprint end
-        from unnest(${sql.val(lease.map((i) => rows[i]!.id))}::uuid[], ${headers.offsets}, ${headers.lengths}, ${certs.offsets}, ${certs.lengths}, ${prints.offsets}, ${prints.lengths})
-          as x(id, h_off, h_len, c_off, c_len, f_off, f_len)
-       where d.id = x.id
-      returning d.id, d.leased_until`.execute(trx);
-    const until = new Map(leased.map((r) => [r.id, r.leased_until]));
+             envelope_header = case when x.h_len > 0 then x.h else d.envelope_header end,
+             envelope_cert_sha256 = case when x.h_len > 0 then x.c else d.envelope_cert_sha256 end,
+             fingerprint = case when x.h_len > 0 then sha256(x.h || x.chunk) else d.fingerprint end
+        from (select u.id, u.h_len, ${headers.element('h')} as h, ${certs.element('c')} as c, ch.data as chunk
+                from unnest(${sql.val(lease.map((i) => rows[i]!.id))}::uuid[], ${sql.val(lease.map((i) => rows[i]!.packageId))}::uuid[],
+                            ${headers.offsets}, ${headers.lengths}, ${certs.offsets}, ${certs.lengths})
+                  as u(id, package_id, h_off, h_len, c_off, c_len)
+                left join package_chunks ch on u.h_len > 0 and ch.package_id = u.package_id and ch.seq = 0) x
+       where d.id = x.id and (x.h_len = 0 or x.chunk is not null)
+      returning d.id, d.leased_until, d.fingerprint`.execute(trx);
+    const byId = new Map(leased.map((r) => [r.id, r]));
     for (const i of lease) {
       const d = rows[i]!;
-      d.leasedUntil = until.get(d.id) ?? d.leasedUntil;
-      const e = made[i];
-      if (e) Object.assign(d, { envelopeHeader: e.header, envelopeCertSha256: e.certSha256, fingerprint: e.fingerprint });
+      const r = byId.get(d.id);
+      const h = made[i];
+      if (h && !r?.fingerprint) {
+        outcomes[i] = { error: new PackageGoneError(`package ${d.packageId} has no ciphertext`) };
+        continue;
+      }
+      d.leasedUntil = r?.leased_until ?? d.leasedUntil;
+      if (h) {
+        Object.assign(d, { envelopeHeader: h.header, envelopeCertSha256: h.certSha256, fingerprint: r!.fingerprint });
+        outcomes[i] = { envelope: { header: h.header, fingerprint: r!.fingerprint!, size: h.header.length + d.ciphertextSize } };
+      }
     }
     return { rows, outcomes };
   });
@@ -196,11 +211,11 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
   rows.forEach((d, i) => {
     const o = outcomes[i]!;
     if (o === 'later') later.push(i);
-    else if ('envelope' in o) results[i] = { delivery: d, envelope: o.envelope };
+    else if (o !== 'made' && 'envelope' in o) results[i] = { delivery: d, envelope: o.envelope };
     else bad.push(i);
   });
   // Not leased: an unusable certificate fails the delivery, another fault is reported.
-  const settled = await leftOut(ctx, bad.map((i) => rows[i]!), bad.map((i) => (outcomes[i] as { error: unknown }).error), hooks, { leased: false });
+  const settled = await leftOut(ctx, bad.map((i) => rows[i]!), bad.map((i) => (outcomes[i] as { error?: unknown }).error), hooks, { leased: false });
   bad.forEach((i, k) => (results[i] = settled[k]!));
   if (later.length > 0) {
     const enveloped = await envelopesOrFail(ctx, later.map((i) => rows[i]!), hooks);
@@ -215,39 +230,40 @@ export async function leaseDeliveries(ctx: StorageContext, org: string, limit: n
 
 /**
  * The download's one query, a named prepared statement (planned once per connection): the
- * delivery if it is addressed to `org`, its package, the recipient certificate, the provider's
- * status and the first ciphertext chunk, so a small package needs no second round trip.
+ * delivery if it is addressed to `org`, its package, the provider's status, whether the stored
+ * envelope is for the recipient's current certificate, and the first ciphertext chunk, so a
+ * small package needs no second round trip. The certificate itself is sent only when the
+ * envelope must be made again (a download before any listing, a new certificate): otherwise
+ * Postgres compares its SHA-256 with the envelope's, and the download reads only what it sends.
  */
 const PULL_QUERY = `
-  select d.id, d.message_id, d.sender_orgnr, d.person_id, d.route, d.provider_orgnr, d.mailbox_address, d.title,
-         d.security_level, d.available_at, d.print_instructions, d.state, d.leased_until, d.acked_at, d.created_at, d.package_id,
-         d.envelope_header, d.envelope_cert_sha256, d.fingerprint,
-         p.status as package_status, p.ciphertext_size, p.chunk_count,
-         coalesce(m.certificate, pr.certificate) as certificate, pr.status as provider_status,
+  select d.id, d.state, d.provider_orgnr, d.package_id, d.envelope_header, d.fingerprint,
+         p.status as package_status, p.ciphertext_size, p.chunk_count, pr.status as provider_status, x.current,
+         case when not x.current then d.envelope_cert_sha256 end as envelope_cert_sha256,
+         case when not x.current then x.certificate end as certificate,
          (select c.data from package_chunks c where c.package_id = d.package_id and c.seq = 0) as first_chunk
     from deliveries d
     join packages p on p.id = d.package_id
     left join providers pr on pr.orgnr = d.provider_orgnr
     left join mailboxes m on m.provider_orgnr = d.provider_orgnr and m.address = d.mailbox_address
+    cross join lateral (select coalesce(m.certificate, pr.certificate) as certificate) c0
+    cross join lateral (select c0.certificate, coalesce(d.envelope_header is not null and d.fingerprint is not null
+                                                        and d.envelope_cert_sha256 = sha256(c0.certificate), false) as current) x
    where d.id = $1 and d.provider_orgnr = $2`;
 
-/** The delivery's own columns (from its table type) plus what the pull query joins in. */
-type PullRow = Pick<
-  DeliveryRow,
-  | 'id' | 'message_id' | 'sender_orgnr' | 'person_id' | 'route' | 'provider_orgnr' | 'mailbox_address' | 'title'
-  | 'security_level' | 'available_at' | 'print_instructions' | 'state' | 'leased_until' | 'acked_at' | 'created_at' | 'package_id'
-  | 'envelope_header' | 'envelope_cert_sha256' | 'fingerprint'
-> & {
+/** What the pull query reads. */
+type PullRow = Pick<DeliveryRow, 'id' | 'state' | 'provider_orgnr' | 'package_id' | 'envelope_header' | 'envelope_cert_sha256' | 'fingerprint'> & {
   package_status: string;
   ciphertext_size: string | null;
   chunk_count: number | null;
-  certificate: Buffer | null;
   provider_status: string | null;
+  current: boolean;
+  certificate: Buffer | null;
   first_chunk: Buffer | null;
 };
 
 export interface Pull {
-  delivery: ProviderDelivery;
+  delivery: EnvelopeTarget;
   envelope: Envelope;
   /** Chunk 0 of the ciphertext when the package has any (already read with the delivery). */
   firstChunk: Buffer | null;
@@ -259,33 +275,23 @@ export async function packageFor(ctx: StorageContext, org: string, id: string): 
   if (!r) throw new Problem(storageProblems.DELIVERY_NOT_FOUND, 'No delivery with this id is addressed to you');
   if (r.provider_status === 'suspended') throw suspendedProblem();
   refuseCancelled(r.state);
-  const delivery: ProviderDelivery = {
+  if (r.package_status !== 'SEALED') throw new Problem(storageProblems.PACKAGE_PURGED, 'The hub keeps evidence, not letters: this package was purged after acknowledgement');
+  const delivery: EnvelopeTarget = {
     id: r.id,
-    messageId: r.message_id,
-    senderOrgnr: r.sender_orgnr,
-    personId: r.person_id,
-    route: r.route,
     providerOrgnr: r.provider_orgnr,
-    mailboxAddress: r.mailbox_address,
-    title: r.title,
-    securityLevel: r.security_level,
-    availableAt: r.available_at,
-    print: r.print_instructions,
-    state: r.state,
-    leasedUntil: r.leased_until,
-    ackedAt: r.acked_at,
-    createdAt: r.created_at,
     packageId: r.package_id,
     envelopeHeader: r.envelope_header,
     envelopeCertSha256: r.envelope_cert_sha256,
     fingerprint: r.fingerprint,
-    packageStatus: r.package_status,
     ciphertextSize: Number(r.ciphertext_size ?? 0),
     chunks: r.chunk_count ?? 0,
     certificateDer: r.certificate,
   };
-  if (delivery.packageStatus !== 'SEALED') throw new Problem(storageProblems.PACKAGE_PURGED, 'The hub keeps evidence, not letters: this package was purged after acknowledgement');
-  return { delivery, envelope: await ensureEnvelope(ctx, delivery), firstChunk: r.first_chunk };
+  const envelope =
+    r.current && r.envelope_header && r.fingerprint
+      ? { header: r.envelope_header, fingerprint: r.fingerprint, size: r.envelope_header.length + delivery.ciphertextSize }
+      : await ensureEnvelope(ctx, delivery);
+  return { delivery, envelope, firstChunk: r.first_chunk };
 }
 
 const ACKED_STATE: Record<DeliveryRoute, DeliveryState> = { DIGITAL: 'DELIVERED', PRINT: 'PRINT_ACCEPTED' };

@@ -77,36 +77,40 @@ export function envelopeNeeds(targets: readonly EnvelopeTarget[], now = new Date
   });
 }
 
-/** A package's key material (and its first ciphertext chunk, when read with it). */
+/** A package's key material. */
 export interface PackageKey {
   status: string;
   kekId: string | null;
   wrappedKey: Buffer | null;
   iv: Buffer | null;
-  firstChunk: Buffer | null;
 }
 
-/** A new envelope, not stored yet. */
-export interface MadeEnvelope extends Envelope {
+/** A new CMS header for a certificate, not stored yet. */
+export interface MadeHeader {
+  header: Buffer;
   certSha256: Buffer;
 }
 
-/**
- * The header for `cert` (the data key unwrapped, wrapped again for the recipient, zeroed) and the
- * fingerprint over header and `ciphertext` (all of it, in order). No I/O.
- */
-export function makeEnvelope(ctx: StorageContext, d: EnvelopeTarget, cert: RecipientCertificate, key: PackageKey, ciphertext: Iterable<Buffer>): MadeEnvelope {
+/** A new envelope, not stored yet. */
+export interface MadeEnvelope extends Envelope, MadeHeader {}
+
+/** The header for `cert`: the data key unwrapped, wrapped again for the recipient, zeroed. No I/O. */
+export function makeHeader(ctx: StorageContext, d: EnvelopeTarget, cert: RecipientCertificate, key: PackageKey): MadeHeader {
   if (key.status !== 'SEALED' || !key.wrappedKey || !key.kekId || !key.iv) throw new PackageGoneError(`package ${d.packageId} is not available`);
   const dataKey = ctx.keyring.unwrap(key.kekId, key.wrappedKey, dataKeyContext(d.packageId));
-  let header: Buffer;
   try {
-    header = envelopeHeader({ cert, encryptedKey: wrapForRecipient(cert, dataKey), iv: key.iv, ciphertextLength: d.ciphertextSize });
+    return { header: envelopeHeader({ cert, encryptedKey: wrapForRecipient(cert, dataKey), iv: key.iv, ciphertextLength: d.ciphertextSize }), certSha256: cert.sha256 };
   } finally {
     dataKey.fill(0);
   }
+}
+
+/** makeHeader, and the fingerprint over the header and `ciphertext` (all of it, in order). No I/O. */
+export function makeEnvelope(ctx: StorageContext, d: EnvelopeTarget, cert: RecipientCertificate, key: PackageKey, ciphertext: Iterable<Buffer>): MadeEnvelope {
+  const { header, certSha256 } = makeHeader(ctx, d, cert, key);
   const hash = createHash('sha256').update(header);
   for (const piece of ciphertext) hash.update(piece);
-  return { header, fingerprint: hash.digest(), size: header.length + d.ciphertextSize, certSha256: cert.sha256 };
+  return { header, fingerprint: hash.digest(), size: header.length + d.ciphertextSize, certSha256 };
 }
 
 /**
@@ -127,9 +131,9 @@ export async function ensureEnvelopes(ctx: StorageContext, targets: readonly Env
   });
   if (todo.length === 0) return out;
 
-  let packages: Map<string, PackageKey>;
+  let packages: Map<string, PackageKey & { firstChunk: Buffer | null }>;
   try {
-    const { rows } = await sql<PackageKey & { id: string }>`
+    const { rows } = await sql<PackageKey & { id: string; firstChunk: Buffer | null }>`
       select p.id, p.status, p.kek_id as "kekId", p.wrapped_key as "wrappedKey", p.iv,
              (select c.data from package_chunks c where c.package_id = p.id and c.seq = 0) as "firstChunk"
         from packages p where p.id = any(${sql.val(todo.map((t) => t.d.packageId))}::uuid[])`.execute(ctx.db);
