@@ -5,6 +5,9 @@
  *   COUNT=1    prints queries per letter
  *   PERF=N     passes --perf-basic-prof-only-functions, prints the service pid and waits N s
  *              after the warm-up (time to attach `perf record -p PID`)
+ *   RATE=N     the measured run offers N letters/s open-loop (bench/lib/open-load.ts) instead of
+ *              32 connections at full speed, over CONNS sockets (384, as the bench at 3x capacity):
+ *              above capacity, the refusals' cost is in the profile
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -19,6 +22,7 @@ import { freePort } from '../tests/harness/free-port.js';
 import { seedRegistry, SENDER } from '../tests/services/ingestion/fixtures.js';
 import { CONTENT_TYPE, LETTER_10KB } from './lib/letter-body.js';
 import { load } from './lib/load.js';
+import { loadRun } from './lib/open-load.js';
 import { benchDatabase } from './lib/postgres.js';
 
 const body = LETTER_10KB;
@@ -49,9 +53,10 @@ for (let i = 0; ; i++) {
   await new Promise((r) => setTimeout(r, 100));
 }
 const token = await issueDevToken(dataDir, { org: SENDER, scope: SCOPES.send, audience: 'postbud', ttlSeconds: 3600 });
-const run = (durationS: number, connections = 32) =>
-  load({ url: `http://127.0.0.1:${port}/v1/messages`, method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE, 'idempotency-key': '[<id>]' }, durationS, connections, idReplacement: true });
-await run(3);
+const request = { url: `http://127.0.0.1:${port}/v1/messages`, method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE, 'idempotency-key': '[<id>]' }, idReplacement: true } as const;
+const warm = (durationS: number) => load({ ...request, durationS, connections: 32 });
+const run = (durationS: number) => (process.env.RATE ? loadRun({ ...request, durationS, rate: Number(process.env.RATE), connections: Number(process.env.CONNS ?? 384) }) : warm(durationS));
+await warm(3);
 if (process.env.PERF) console.log('SERVICE_PID', child.pid);
 if (process.env.PERF) await new Promise((r) => setTimeout(r, Number(process.env.PERF) * 1000));
 if (process.env.COUNT) child.kill('SIGWINCH');

@@ -169,6 +169,12 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     t.equal(refused.statusCode, 503, 'a third letter beyond the bound of two is refused at once');
     t.equal(refused.json().type, OVERLOADED);
     t.equal(refused.headers['retry-after'], '1');
+    t.match(refused.headers['content-type'], /^application\/problem\+json/);
+    t.match(refused.json(), { status: 503, title: String, detail: /latency target; retry shortly$/, instance: '/v1/messages', code: 'POSTBUD_INGESTION_INTAKE_OVERLOADED' }, 'a whole problem, as the error handler gives it');
+    t.ok(refused.headers['x-request-id'], 'with its request id');
+    t.not(refused.headers.connection, 'close', 'its unread body is discarded and the connection kept');
+    const second = await send('l-3b');
+    t.same(second.json(), refused.json(), 'every refusal answers the same problem');
     const forged = await svc.app.inject({ method: 'POST', url: '/v1/messages', headers: { authorization: 'Bearer not-a-token', 'content-type': 'multipart/form-data; boundary=x' }, payload: 'x' });
     t.equal(forged.statusCode, 503, 'the refusal comes before the token is checked (it costs no verification)');
     now = 300;
@@ -200,6 +206,6 @@ t.test('latency-aware shedding: letters in flight are bounded, the bound follows
     const written = await db.selectFrom('messages').select('sender_reference').where('sender_reference', 'like', 'l-%').orderBy('sender_reference').execute();
     t.same(written.map((w) => w.sender_reference), ['l-1', 'l-2', 'l-4', 'l-6', 'l-7'], 'every accepted letter is written, no refused one');
     const metrics = await svc.app.inject({ url: '/metrics' });
-    t.match(metrics.body, /ingestion_intake_shed_total\{reason="latency",service="ingestion"\} 3/);
+    t.match(metrics.body, /ingestion_intake_shed_total\{reason="latency",service="ingestion"\} 4/); // l-3, l-3b, the forged token, l-5
   });
 });
